@@ -1,0 +1,37 @@
+# Souk — the two commands of the README: `make demo` and `make test`.
+# Both create .venv, install the pinned set (requirements.lock) and never need a manual step.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.souk-installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: install demo test lint bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/bootstrap.sh
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install every pinned dependency
+
+demo: install  ## Stack up, seed, publish a burst through the outbox, print a summary, stack down
+	$(BIN)/souk demo $(ARGS)
+
+test: install  ## The whole test suite, against real PostgreSQL, Valkey and a Kafka-protocol broker
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(ARGS)
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy souk schemas transactional
+
+bench: install  ## Outbox → Kafka throughput and latency beside the raw produce rate
+	$(BIN)/python -m bench.outbox_throughput $(ARGS)
+
+lock: install  ## Re-pin requirements.lock from the current .venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^souk' > requirements.lock
+
+clean:  ## Stop the local stack and remove local state (keeps .venv)
+	-$(BIN)/souk down --purge
+	rm -rf .souk

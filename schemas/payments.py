@@ -1,0 +1,86 @@
+"""Payments domain (aggregate ``payment``): authorisation, capture, failure, refund.
+
+Card data never appears here: only vault tokens (PCI scope stays inside the vault).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from schemas.common import CountryCode, Id, Money, PaymentMethod, Timestamp
+from schemas.spec import EventSpec
+
+__all__ = [
+    "SPECS",
+    "PaymentAuthorized",
+    "PaymentCaptured",
+    "PaymentFailed",
+    "PaymentRefunded",
+]
+
+
+class PaymentAuthorized(msgspec.Struct, frozen=True, kw_only=True):
+    """payment.authorized: the gateway approved (held) the amount."""
+
+    payment_id: Id
+    order_id: Id
+    customer_id: Id
+    amount: Money
+    method: PaymentMethod
+    gateway: Id  # regional gateway name, e.g. "stripe-eu", "razorpay-in"
+    gateway_reference: str | None = None
+    instrument_token: Id | None = None  # vault token; never a PAN
+    # Fraud features ("location mismatch"): issuing country vs shipping/IP country.
+    instrument_country: CountryCode | None = None
+    emi_months: Annotated[int, msgspec.Meta(ge=1, le=60)] | None = None
+    expires_at: Timestamp | None = None  # when the hold lapses if not captured
+
+
+class PaymentCaptured(msgspec.Struct, frozen=True, kw_only=True):
+    """payment.captured: authorised money was actually collected."""
+
+    payment_id: Id
+    order_id: Id
+    customer_id: Id
+    amount: Money
+    method: PaymentMethod
+    gateway_reference: str | None = None
+
+
+class PaymentFailed(msgspec.Struct, frozen=True, kw_only=True):
+    """payment.failed: an authorisation or capture attempt failed."""
+
+    payment_id: Id
+    order_id: Id
+    customer_id: Id
+    amount: Money
+    method: PaymentMethod
+    stage: Literal["authorization", "capture"]
+    error_code: Id
+    error_message: str = ""
+    # Drives retry logic: retryable failures are retried with backoff, others cancel.
+    retryable: bool = False
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class PaymentRefunded(msgspec.Struct, frozen=True, kw_only=True):
+    """payment.refunded: money went back to the instrument (ledger credit)."""
+
+    payment_id: Id
+    refund_id: Id
+    order_id: Id
+    customer_id: Id
+    amount: Money
+    return_id: Id | None = None  # None for cancellation refunds
+    reason: Literal["return", "cancellation", "goodwill", "duplicate", "fraud"] = "return"
+    gateway_reference: str | None = None
+
+
+SPECS = (
+    EventSpec("payment.authorized", 1, "payments", "payment", PaymentAuthorized, "payment_id"),
+    EventSpec("payment.captured", 1, "payments", "payment", PaymentCaptured, "payment_id"),
+    EventSpec("payment.failed", 1, "payments", "payment", PaymentFailed, "payment_id"),
+    EventSpec("payment.refunded", 1, "payments", "payment", PaymentRefunded, "payment_id"),
+)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install Souk's pinned dependencies.
+# Installs the OS packages it needs with apt-get when run as root and they are missing.
+set -euo pipefail
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: missing $*; install them (sudo apt-get install $*) and re-run" >&2
+        exit 1
+    fi
+    echo "installing $* with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    apt_install python3 python3-venv python3-dev
+    PYTHON=python3
+fi
+version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "$version" != "3.11" ]; then
+    echo "error: Souk needs Python 3.11, $PYTHON is $version; set PYTHON=/path/to/python3.11" >&2
+    exit 1
+fi
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+# The embedded PostgreSQL refuses to run as root; the launcher creates a system user with useradd.
+if [ "$(id -u)" -eq 0 ] && ! command -v useradd >/dev/null 2>&1; then
+    apt_install passwd
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.lock
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+echo "environment ready: $VENV"

@@ -1,0 +1,5 @@
+"""``python -m souk`` runs the CLI."""
+
+from souk.cli import main
+
+main()

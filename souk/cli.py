@@ -1,0 +1,147 @@
+"""The ``souk`` command line: local stack, topics, relay and the demo."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from souk.logging import configure_logging
+from souk.settings import get_settings
+from souk.stack import commands as stack_commands
+from souk.stack.endpoints import resolve_endpoints
+from souk.stack.errors import StackError
+from transactional.shared.errors import SoukError
+
+app = typer.Typer(
+    name="souk",
+    help="Souk: e-commerce as a stream-processing data platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+app.command("up")(stack_commands.up)
+app.command("down")(stack_commands.down)
+app.command("status")(stack_commands.status)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error in red; the caller raises the returned Exit."""
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+@app.command("topics")
+def topics(
+    create: Annotated[bool, typer.Option(help="Create the planned topics that are missing.")] = True,
+) -> None:
+    """List the event topics (creating missing ones) with their partition counts."""
+    from souk.topics import ensure_topics, planned_topics
+    from transactional.shared.kafka import existing_topics
+
+    settings = get_settings()
+    try:
+        endpoints = resolve_endpoints(settings)
+        created = ensure_topics(settings, endpoints.kafka_bootstrap) if create else []
+        present = existing_topics(endpoints.kafka_bootstrap)
+    except (StackError, SoukError) as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"Topics at {endpoints.kafka_bootstrap}")
+    table.add_column("topic")
+    table.add_column("partitions", justify="right")
+    table.add_column("state")
+    for name in planned_topics(settings):
+        state = "created" if name in created else ("present" if name in present else "missing")
+        table.add_row(name, str(present.get(name, "-")), state)
+    console.print(table)
+
+
+@app.command("relay")
+def relay(
+    once: Annotated[bool, typer.Option(help="Drain the outbox once and exit.")] = False,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Publish committed outbox rows to Kafka until stopped (SIGTERM/SIGINT)."""
+    from souk.wiring import build_relay
+
+    configure_logging(log_level)
+    settings = get_settings()
+    try:
+        endpoints = resolve_endpoints(settings)
+        relay_ = build_relay(settings, endpoints)
+    except (StackError, SoukError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # driver errors: unreachable database and the like
+        raise fail(f"cannot start the relay: {exc}") from None
+    if once:
+        published = relay_.drain()
+        console.print(f"relayed {published} events")
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err_console.print(f"relay: outbox at {endpoints.database_url} → kafka {endpoints.kafka_bootstrap}")
+    relay_.run(stop, poll_interval_s=settings.relay_poll_interval_s)
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[bool, typer.Option(help="Leave the local stack running afterwards.")] = False,
+    customers: Annotated[int, typer.Option(min=1, help="Synthetic customers to seed.")] = 500,
+    products: Annotated[int, typer.Option(min=1, help="Synthetic products to seed.")] = 300,
+    events: Annotated[int, typer.Option(min=0, help="Shopper events in the burst.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+) -> None:
+    """Stack up, seed catalog and customers, publish a burst of events, print a summary."""
+    from souk.demo import run_demo
+
+    configure_logging("WARNING")
+    try:
+        run_demo(
+            get_settings(), keep=keep, customers=customers, products=products, events=events,
+            seed=seed, console=console,
+        )
+    except (StackError, SoukError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("schemas")
+def schemas(
+    check: Annotated[bool, typer.Option(help="Only check compatibility; write nothing.")] = False,
+) -> None:
+    """Export event JSON Schemas to schemas/json (or check them for backward compatibility)."""
+    from schemas.compat import check_backward_compatible
+    from schemas.export import JSON_DIR, export_all, current_schemas
+
+    if not check:
+        for path in export_all(JSON_DIR):
+            console.print(f"wrote {path}")
+        return
+    import json
+
+    problems = []
+    for name, schema in current_schemas().items():
+        committed = JSON_DIR / name
+        if committed.exists():
+            problems += [f"{name}: {p}" for p in check_backward_compatible(
+                json.loads(committed.read_text()), schema)]
+    for problem in problems:
+        err_console.print(f"[red]incompatible:[/red] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print("all event schemas are backward compatible with schemas/json")
+
+
+def main() -> None:
+    """Entry point for ``python -m souk``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The platform's main job, end to end on the local stack, with a printed summary.
+
+Stack up → migrations and topics → seed sellers, catalog, stock and customers through the
+transactional outbox → a burst of shopper events → the relay publishes to Kafka → an audit
+consumer group applies every event once → summary → stack down (unless ``keep``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Connection, Engine
+
+from schemas.envelope import Envelope
+from schemas.registry import REGISTRY, topic_for
+from souk.settings import Settings
+from souk.stack import Stack
+from souk.stack.endpoints import Endpoints
+from souk.synthetic import SyntheticWorld
+from souk.topics import ensure_topics
+from souk.wiring import build_consumer, build_relay
+from transactional.shared.db import create_db_engine
+from transactional.shared.migrations import upgrade_database
+from transactional.shared.outbox import Outbox
+
+TX_BATCH = 50  # aggregates per seeding transaction
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, for the summary."""
+
+    written: Counter[str] = field(default_factory=Counter)
+    consumed: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    write_seconds: float = 0.0
+    deliver_seconds: float = 0.0
+    dead_lettered: int = 0
+    duplicates: int = 0
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console,
+    )
+
+
+def _chunks(items: Sequence[Envelope], size: int) -> Iterator[Sequence[Envelope]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def build_events(settings: Settings, customers: int, products: int, events: int,
+                 seed: int) -> tuple[list[Envelope], list[Envelope]]:
+    """The seeded world as envelopes: (catalog and customers, shopper burst)."""
+    world = SyntheticWorld(settings.regions, seed)
+    sellers = world.sellers(max(3, products // 10))
+    catalog = world.products(products, sellers)
+    people = world.customers(customers)
+    seed_events: list[Envelope] = []
+    for seller in sellers:
+        seed_events.append(REGISTRY.new_event(
+            "seller.applied", seller.payload, aggregate_id=seller.payload.seller_id,
+            region=seller.payload.region))
+    for product in catalog:
+        seed_events.append(REGISTRY.new_event(
+            "product.created", product.payload, aggregate_id=product.payload.product_id,
+            region=product.region))
+        seed_events.extend(
+            REGISTRY.new_event("stock.adjusted", adjusted, aggregate_id=adjusted.sku,
+                               region=product.region)
+            for adjusted in product.stock)
+    for customer in people:
+        seed_events.append(REGISTRY.new_event(
+            "user.registered", customer.payload, aggregate_id=customer.payload.customer_id,
+            region=customer.payload.region))
+    burst = [
+        REGISTRY.new_event(event_type, payload, aggregate_id=aggregate_id, region=session.region)
+        for session in world.sessions(catalog, people, events)
+        for event_type, aggregate_id, payload in session.events
+    ]
+    return seed_events, burst
+
+
+def write_through_outbox(engine: Engine, envelopes: Iterable[Sequence[Envelope]],
+                         progress: Progress, description: str, total: int) -> None:
+    """Write each batch of events in its own transaction, as the services do."""
+    outbox = Outbox()
+    task = progress.add_task(description, total=total)
+    for batch in envelopes:
+        with engine.begin() as connection:
+            outbox.add(connection, batch)
+        progress.advance(task, len(batch))
+
+
+def run_demo(settings: Settings, *, keep: bool, customers: int, products: int, events: int,
+             seed: int, console: Console) -> DemoReport:
+    """Run the main job and print its summary."""
+    started = time.perf_counter()
+    stack = Stack(settings)
+    with console.status("[bold]starting the local stack…") as status:
+        endpoints = stack.up(on_progress=lambda line: status.update(f"[bold]{line}"))
+        status.update("[bold]migrating the database and creating topics…")
+        upgrade_database(endpoints.database_url)
+        ensure_topics(settings, endpoints.kafka_bootstrap)
+    console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
+    try:
+        report = _run(settings, endpoints, customers, products, events, seed, console)
+        _print_summary(console, settings, endpoints, report)
+    finally:
+        if keep:
+            console.print("stack left running (--keep); stop it with [bold]souk down[/bold]")
+        else:
+            stack.down()
+            console.print("stack stopped")
+    return report
+
+
+def _run(settings: Settings, endpoints: Endpoints, customers: int, products: int, events: int,
+         seed: int, console: Console) -> DemoReport:
+    report = DemoReport()
+    seed_events, burst = build_events(settings, customers, products, events, seed)
+    expected = {envelope.event_id for envelope in seed_events + burst}
+    seen: set[Any] = set()
+    done = threading.Event()
+
+    def audit(envelope: Envelope, _payload: msgspec.Struct, _tx: Connection) -> None:
+        if envelope.event_id in expected and envelope.event_id not in seen:
+            seen.add(envelope.event_id)
+            report.consumed[envelope.event_type] += 1
+            age = datetime.now(UTC) - envelope.occurred_at
+            report.latencies_ms.append(age.total_seconds() * 1000)
+            if len(seen) == len(expected):
+                done.set()
+
+    engine = create_db_engine(endpoints.database_url, pool_size=4, application_name="souk-demo")
+    topics = [topic_for(domain, region) for region in settings.regions
+              for domain in REGISTRY.domains()]
+    consumer = build_consumer(settings, endpoints, name="souk-demo-audit", topics=topics,
+                              handler=audit, engine=engine)
+    relay = build_relay(settings, endpoints)
+    stop = threading.Event()
+    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
+    relay_thread.start()
+    consumer_thread = threading.Thread(
+        target=consumer.run, kwargs={"stop": done}, name="audit-consumer", daemon=True)
+    consumer_thread.start()
+    try:
+        with _progress(console) as progress:
+            t0 = time.perf_counter()
+            write_through_outbox(engine, _chunks(seed_events, TX_BATCH), progress,
+                                 "seed sellers, catalog, stock, customers", len(seed_events))
+            write_through_outbox(engine, _chunks(burst, 5), progress,
+                                 "shopper burst (sessions)", len(burst))
+            for envelope in seed_events + burst:
+                report.written[envelope.event_type] += 1
+            report.write_seconds = time.perf_counter() - t0
+            task = progress.add_task("relay → kafka → audit consumer", total=len(expected))
+            deadline = time.monotonic() + 180
+            while not done.wait(0.2) and time.monotonic() < deadline:
+                progress.update(task, completed=len(seen))
+            progress.update(task, completed=len(seen))
+            report.deliver_seconds = time.perf_counter() - t0
+    finally:
+        done.set()
+        stop.set()
+        consumer_thread.join(30)
+        relay_thread.join(30)
+        consumer.close()
+        engine.dispose()
+    report.dead_lettered = consumer.processor.stats.dead_lettered
+    report.duplicates = consumer.processor.stats.duplicates
+    return report
+
+
+def _print_summary(console: Console, settings: Settings, endpoints: Endpoints,
+                   report: DemoReport) -> None:
+    table = Table(title="Events: written through the outbox → consumed once")
+    table.add_column("event type")
+    table.add_column("topic (region eu)", style="dim")
+    table.add_column("written", justify="right")
+    table.add_column("consumed", justify="right")
+    for event_type in sorted(report.written):
+        domain = REGISTRY.spec(event_type).domain
+        table.add_row(event_type, topic_for(domain, settings.regions[0]),
+                      str(report.written[event_type]), str(report.consumed[event_type]))
+    written, consumed = sum(report.written.values()), sum(report.consumed.values())
+    table.add_row("[bold]total", "", f"[bold]{written}", f"[bold]{consumed}")
+    console.print(table)
+    latencies = sorted(report.latencies_ms) or [0.0]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    figures = Table(title="Figures", show_header=False)
+    figures.add_column("what")
+    figures.add_column("value", justify="right")
+    figures.add_row("outbox write rate", f"{written / max(report.write_seconds, 1e-9):,.0f} events/s")
+    figures.add_row("write → all consumed", f"{report.deliver_seconds:.1f} s")
+    figures.add_row("event age at consumer p50 / p99",
+                    f"{statistics.median(latencies):,.0f} / {p99:,.0f} ms")
+    figures.add_row("dead-lettered", str(report.dead_lettered))
+    figures.add_row("lost (written, never consumed)", str(written - consumed))
+    console.print(figures)
+    where = Table(title="Endpoints", show_header=False)
+    where.add_row("PostgreSQL", endpoints.database_url)
+    where.add_row("Redis", endpoints.redis_url)
+    where.add_row("Kafka", endpoints.kafka_bootstrap)
+    console.print(where)
+    verdict = "[green]OK[/green]" if consumed == written else "[red]INCOMPLETE[/red]"
+    console.print(f"demo {verdict}: {consumed}/{written} events delivered exactly once "
+                  f"to the audit consumer")

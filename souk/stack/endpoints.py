@@ -1,0 +1,50 @@
+"""Where the rest of Souk finds its servers: the configured URL, else our running embedded one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from souk.settings import Settings
+from souk.stack import procs
+from souk.stack.base import KAFKA, POSTGRES, REDIS, ComponentInfo
+from souk.stack.errors import StackNotRunning
+from souk.stack.state import Entry, StateFile
+from souk.stack.urls import libpq_url
+
+__all__ = ["Endpoints", "libpq_url", "resolve_endpoints"]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Connection details of the three servers."""
+
+    database_url: str  # SQLAlchemy style (postgresql+psycopg://...); libpq_url() for raw psycopg
+    redis_url: str
+    kafka_bootstrap: str
+
+
+def running_entry(entry: Entry | None) -> Entry | None:
+    """``entry`` if its process is still the server we recorded (cheap: no network)."""
+    if entry is None:
+        return None
+    return entry if procs.matching_process(entry.pid, entry.binary, entry.create_time) else None
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """Each URL setting if set, else the URL of our running embedded server, else StackNotRunning."""
+    entries = StateFile(settings.state_dir).load()
+
+    def pick(info: ComponentInfo) -> str:
+        configured = info.configured_url(settings)
+        if configured is not None:
+            return configured
+        entry = running_entry(entries.get(info.name))
+        if entry is not None:
+            return entry.url
+        raise StackNotRunning(
+            info.name,
+            f"{info.title} is not running for {settings.state_dir}: run `souk up` first "
+            f"(or set {info.env_var} to use a server of your own)",
+        )
+
+    return Endpoints(pick(POSTGRES), pick(REDIS), pick(KAFKA))

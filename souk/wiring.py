@@ -1,0 +1,56 @@
+"""The composition root: builds adapters from settings and the resolved endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from souk.settings import Settings
+from souk.stack.endpoints import Endpoints
+from transactional.shared.consumer import Handler, KafkaEventConsumer, MessageProcessor
+from transactional.shared.db import create_db_engine
+from transactional.shared.inbox import PostgresInbox
+from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher
+from transactional.shared.outbox import PostgresOutboxStore
+from transactional.shared.relay import Relay
+
+
+def kafka_settings(settings: Settings, endpoints: Endpoints, client_id: str) -> KafkaClientSettings:
+    """Client settings for one Kafka client of ours."""
+    return KafkaClientSettings(
+        bootstrap=endpoints.kafka_bootstrap,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        client_id=client_id,
+    )
+
+
+def build_relay(settings: Settings, endpoints: Endpoints) -> Relay:
+    """The outbox relay over PostgreSQL and Kafka."""
+    return Relay(
+        PostgresOutboxStore(endpoints.database_url),
+        KafkaEventPublisher(kafka_settings(settings, endpoints, "souk-relay")),
+        batch_size=settings.relay_batch_size,
+    )
+
+
+def build_consumer(
+    settings: Settings,
+    endpoints: Endpoints,
+    *,
+    name: str,
+    topics: Sequence[str],
+    handler: Handler,
+    engine: Engine | None = None,
+) -> KafkaEventConsumer:
+    """A consumer group member with the PostgreSQL inbox and a Kafka dead-letter publisher."""
+    kafka = kafka_settings(settings, endpoints, name)
+    processor = MessageProcessor(
+        name,
+        handler,
+        PostgresInbox(engine or create_db_engine(endpoints.database_url, pool_size=2)),
+        KafkaEventPublisher(kafka),
+        max_attempts=settings.consumer_max_attempts,
+        backoff_s=settings.consumer_backoff_s,
+    )
+    return KafkaEventConsumer(processor, topics, kafka)

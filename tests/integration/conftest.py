@@ -1,0 +1,61 @@
+"""Real servers for integration tests: the local stack, started once per test worker.
+
+URLs set in the environment (SOUK_DATABASE_URL, SOUK_REDIS_URL, SOUK_KAFKA_BOOTSTRAP) are
+used as they are; otherwise the embedded servers start, exactly as `souk up` does. A server
+that cannot start is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from souk.settings import Settings
+from souk.stack import Stack
+from souk.stack.endpoints import Endpoints
+from transactional.shared.db import create_db_engine
+from transactional.shared.migrations import upgrade_database
+
+
+@pytest.fixture(scope="session")
+def souk_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings with a private state folder for this test worker."""
+    home: Path = tmp_path_factory.mktemp("souk-home")
+    return Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def endpoints(souk_settings: Settings) -> Iterator[Endpoints]:
+    """The running stack (migrated); stopped after the session."""
+    stack = Stack(souk_settings)
+    resolved = stack.up()
+    upgrade_database(resolved.database_url)
+    yield resolved
+    stack.down()
+
+
+@pytest.fixture(scope="session")
+def engine(endpoints: Endpoints) -> Iterator[Engine]:
+    """A SQLAlchemy engine on the test database."""
+    db = create_db_engine(endpoints.database_url, pool_size=8, application_name="souk-tests")
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def clean_outbox(engine: Engine) -> None:
+    """Drop unpublished rows other tests left for regions whose topics no longer matter."""
+    from sqlalchemy import text
+
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM outbox WHERE published_at IS NULL"))
+
+
+@pytest.fixture
+def region() -> str:
+    """A fresh region code, so each test gets its own topics on the shared broker."""
+    return "t" + secrets.token_hex(4)

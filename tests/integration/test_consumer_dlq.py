@@ -1,0 +1,87 @@
+"""A poison event lands in the DLQ with its error after N tries; its partition keeps flowing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgspec
+import pytest
+from confluent_kafka import Consumer
+from sqlalchemy import Connection, Engine
+
+from schemas.envelope import Envelope
+from schemas.registry import REGISTRY, dlq_topic, topic_for
+from souk.stack.endpoints import Endpoints
+from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
+from transactional.shared.inbox import PostgresInbox
+from transactional.shared.kafka import (
+    KafkaClientSettings,
+    KafkaEventPublisher,
+    consumer_config,
+    create_topics,
+)
+from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.relay import Relay
+
+pytestmark = pytest.mark.integration
+
+
+def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
+    endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
+) -> None:
+    topic = topic_for("inventory", region)
+    create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=2)
+    envelopes = [
+        REGISTRY.new_event(
+            "stock.adjusted",
+            {"sku": "sku-1", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
+            aggregate_id="sku-1", region=region)
+        for n in range(1, 21)
+    ]
+    poison = envelopes[6]
+    with engine.begin() as connection:
+        Outbox().add(connection, envelopes)
+    kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
+    Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka)).drain()
+
+    applied: list[int] = []
+    attempts = {"poison": 0}
+
+    def handle(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
+        if envelope.event_id == poison.event_id:
+            attempts["poison"] += 1
+            raise RuntimeError("warehouse wh_1 is not configured")
+        applied.append(payload.on_hand_after)  # type: ignore[attr-defined]
+
+    processor = MessageProcessor(f"dlq-test-{region}", handle, PostgresInbox(engine),
+                                 KafkaEventPublisher(kafka), max_attempts=4, backoff_s=0.01)
+    consumer = KafkaEventConsumer(processor, [topic], kafka)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"stop": stop, "max_messages": 20})
+    thread.start()
+    thread.join(90)
+    stop.set()
+    consumer.close()
+
+    assert attempts["poison"] == 4
+    assert applied == [n for n in range(1, 21) if n != 7]
+    assert processor.stats.dead_lettered == 1
+
+    reader = Consumer(consumer_config(kafka, f"dlq-reader-{region}"))
+    reader.subscribe([dlq_topic(topic)])
+    deadline = time.monotonic() + 30
+    message = None
+    while message is None and time.monotonic() < deadline:
+        candidate = reader.poll(0.5)
+        if candidate is not None and candidate.error() is None:
+            message = candidate
+    reader.close()
+    assert message is not None, "nothing arrived on the DLQ"
+    headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+    assert headers["dlq.error"] == "warehouse wh_1 is not configured"
+    assert headers["dlq.error_type"] == "RuntimeError"
+    assert headers["dlq.attempts"] == "4"
+    assert headers["dlq.original_topic"] == topic
+    assert headers["event_id"] == str(poison.event_id)
+    assert REGISTRY.decode(message.value() or b"").event_id == poison.event_id

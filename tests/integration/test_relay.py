@@ -1,0 +1,162 @@
+"""The outbox relay under fire: SIGKILLed three times while writers commit 10,000 events."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from schemas.envelope import Envelope
+from schemas.registry import REGISTRY, topic_for
+from souk.settings import Settings
+from souk.stack.endpoints import Endpoints
+from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
+from transactional.shared.inbox import PostgresInbox
+from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
+from transactional.shared.outbox import Outbox
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 10_000
+AGGREGATES = 100
+WRITERS = 4
+KILLS_AT = (2_000, 4_500, 7_000)  # published-row counts at which the relay is SIGKILLed
+
+
+def relay_process(endpoints: Endpoints, settings: Settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        SOUK_DATABASE_URL=endpoints.database_url,
+        SOUK_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap,
+        SOUK_REDIS_URL=endpoints.redis_url,
+        SOUK_HOME=str(settings.home),
+        SOUK_RELAY_BATCH_SIZE="200",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "souk", "relay", "--log-level", "WARNING"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def published(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(
+            text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")).scalar_one())
+
+
+def write_events(engine: Engine, region: str, writer: int, count: int) -> None:
+    """Each transaction bumps the aggregate's counter row (a real domain write) and emits."""
+    outbox = Outbox()
+    rng_state = writer
+    written = 0
+    while written < count:
+        rng_state = (rng_state * 1103515245 + 12345) % 2**31
+        batch = min(1 + rng_state % 5, count - written)
+        with engine.begin() as connection:
+            envelopes = []
+            # Sorted, so concurrent writers lock counter rows in one order (no deadlocks).
+            skus = sorted({f"sku-{(rng_state + i * 37) % AGGREGATES:03d}" for i in range(batch)})
+            for sku in skus:
+                n = connection.execute(
+                    text("UPDATE relay_test_counter SET n = n + 1 WHERE region = :r AND sku = :s "
+                         "RETURNING n"), {"r": region, "s": sku}).scalar_one()
+                envelopes.append(REGISTRY.new_event(
+                    "stock.adjusted",
+                    {"sku": sku, "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
+                    aggregate_id=sku, region=region))
+            outbox.add(connection, envelopes)
+        written += len(skus)
+
+
+def test_relay_killed_three_times_loses_nothing_and_keeps_order(
+    endpoints: Endpoints, souk_settings: Settings, engine: Engine, region: str,
+    clean_outbox: None,
+) -> None:
+    topic = topic_for("inventory", region)
+    create_topics(endpoints.kafka_bootstrap, [topic, topic + ".dlq"], partitions=4)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TABLE IF NOT EXISTS relay_test_counter "
+            "(region text, sku text, n int NOT NULL, PRIMARY KEY (region, sku))"))
+        connection.execute(text(
+            "CREATE TABLE IF NOT EXISTS relay_test_applied (seq bigserial PRIMARY KEY, "
+            "region text, event_id uuid, sku text, n int)"))
+        connection.execute(
+            text("INSERT INTO relay_test_counter VALUES (:r, :s, 0)"),
+            [{"r": region, "s": f"sku-{i:03d}"} for i in range(AGGREGATES)])
+
+    def apply(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
+        tx.execute(text("INSERT INTO relay_test_applied (region, event_id, sku, n) "
+                        "VALUES (:r, :e, :s, :n)"),
+                   {"r": region, "e": envelope.event_id, "s": envelope.aggregate_id,
+                    "n": payload.on_hand_after})  # type: ignore[attr-defined]
+
+    kafka = KafkaClientSettings(endpoints.kafka_bootstrap, session_timeout_ms=6000)
+    processor = MessageProcessor(f"relay-test-{region}", apply, PostgresInbox(engine),
+                                 KafkaEventPublisher(kafka))
+    consumer = KafkaEventConsumer(processor, [topic], kafka)
+    stop_consumer = threading.Event()
+    consumer_thread = threading.Thread(target=consumer.run, kwargs={"stop": stop_consumer})
+    consumer_thread.start()
+
+    base = published(engine)
+    writers = [threading.Thread(target=write_events, args=(engine, region, w, EVENTS // WRITERS))
+               for w in range(WRITERS)]
+    for thread in writers:
+        thread.start()
+    relay = relay_process(endpoints, souk_settings)
+    kills = 0
+    try:
+        deadline = time.monotonic() + 180
+        for threshold in KILLS_AT:
+            while published(engine) - base < threshold:
+                assert relay.poll() is None, relay.stderr.read().decode() if relay.stderr else ""
+                assert time.monotonic() < deadline, "relay made no progress"
+                time.sleep(0.02)
+            relay.send_signal(signal.SIGKILL)
+            relay.wait(10)
+            kills += 1
+            relay = relay_process(endpoints, souk_settings)
+        for thread in writers:
+            thread.join(120)
+
+        def applied_count() -> Any:
+            with engine.connect() as connection:
+                return connection.execute(text(
+                    "SELECT count(*) FROM relay_test_applied WHERE region = :r"),
+                    {"r": region}).scalar_one()
+
+        while applied_count() < EVENTS and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        relay.terminate()
+        relay.wait(10)
+        stop_consumer.set()
+        consumer_thread.join(30)
+        consumer.close()
+
+    assert kills == 3
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT event_id, sku, n FROM relay_test_applied WHERE region = :r ORDER BY seq"),
+            {"r": region}).all()
+        pending = connection.execute(text(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+    assert len(rows) == EVENTS, f"{EVENTS - len(rows)} events never arrived"
+    assert len({row.event_id for row in rows}) == EVENTS, "an event was applied twice"
+    sequence: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        sequence[row.sku].append(row.n)
+    assert len(sequence) == AGGREGATES
+    for sku, ns in sequence.items():
+        assert ns == list(range(1, len(ns) + 1)), f"{sku} applied out of commit order"
+    assert pending == 0

@@ -1,0 +1,120 @@
+"""Consumer delivery rules on fakes: once per event id, retries with backoff, dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from schemas.envelope import Envelope
+from schemas.registry import REGISTRY
+from tests.fakes import FakeInbox, FakePublisher
+from transactional.shared.consumer import IncomingMessage, MessageProcessor, Outcome
+from transactional.shared.errors import PublishFailed
+
+
+def user_registered(n: int = 1) -> Envelope:
+    return REGISTRY.new_event(
+        "user.registered",
+        {
+            "customer_id": f"cus_{n}",
+            "region": "eu",
+            "country": "DE",
+            "locale": "de-DE",
+        },
+        aggregate_id=f"cus_{n}",
+        region="eu",
+    )
+
+
+def incoming(envelope: Envelope, offset: int = 0) -> IncomingMessage:
+    return IncomingMessage(
+        topic="eu.customers.v1", partition=0, offset=offset, key=envelope.aggregate_id,
+        value=REGISTRY.encode(envelope),
+    )
+
+
+def make(handler: Any, dlq: FakePublisher | None = None, attempts: int = 3) -> tuple[
+    MessageProcessor, FakeInbox, FakePublisher, list[float]
+]:
+    sleeps: list[float] = []
+    inbox, dead = FakeInbox(), dlq or FakePublisher()
+    processor = MessageProcessor(
+        "test-consumer", handler, inbox, dead, max_attempts=attempts, backoff_s=0.1,
+        sleep=sleeps.append,
+    )
+    return processor, inbox, dead, sleeps
+
+
+def test_applies_each_event_once() -> None:
+    seen: list[str] = []
+    processor, inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
+    event = user_registered()
+    assert processor.process(incoming(event)) is Outcome.APPLIED
+    assert processor.process(incoming(event, offset=7)) is Outcome.DUPLICATE
+    assert seen == ["cus_1"]
+    assert processor.stats.applied == 1 and processor.stats.duplicates == 1
+
+
+def test_handler_receives_the_typed_payload_and_the_transaction() -> None:
+    received: list[Any] = []
+    processor, inbox, _dead, _ = make(lambda env, payload, tx: received.extend([payload, tx]))
+    processor.process(incoming(user_registered()))
+    assert isinstance(received[0], msgspec.Struct)
+    assert received[1] is inbox.connection
+
+
+def test_transient_failure_is_retried_with_exponential_backoff() -> None:
+    calls = {"n": 0}
+
+    def flaky(env: Envelope, payload: Any, tx: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise ConnectionError("database restarting")
+
+    processor, _inbox, dead, sleeps = make(flaky, attempts=5)
+    assert processor.process(incoming(user_registered())) is Outcome.APPLIED
+    assert sleeps == [0.1, 0.2]
+    assert dead.sent == []
+
+
+def test_poison_event_goes_to_the_dlq_with_the_error_after_n_tries() -> None:
+    def broken(env: Envelope, payload: Any, tx: Any) -> None:
+        raise ValueError("cannot ship to Atlantis")
+
+    processor, inbox, dead, sleeps = make(broken, attempts=3)
+    event = user_registered()
+    assert processor.process(incoming(event, offset=42)) is Outcome.DEAD_LETTERED
+    assert len(sleeps) == 2
+    [letter] = dead.sent
+    assert letter.topic == "eu.customers.v1.dlq"
+    assert letter.key == event.aggregate_id
+    assert letter.headers["dlq.error"] == "cannot ship to Atlantis"
+    assert letter.headers["dlq.error_type"] == "ValueError"
+    assert letter.headers["dlq.attempts"] == "3"
+    assert letter.headers["dlq.original_offset"] == "42"
+    assert inbox.applied == set()  # nothing half-applied
+    # The next event still flows.
+    ok, _, _, _ = make(lambda env, payload, tx: None)
+    assert ok.process(incoming(user_registered(2))) is Outcome.APPLIED
+
+
+def test_undecodable_message_is_dead_lettered_without_retries() -> None:
+    processor, _inbox, dead, sleeps = make(lambda env, payload, tx: None)
+    outcome = processor.process(
+        IncomingMessage(topic="eu.orders.v1", partition=1, offset=3, key="k", value=b"{not json")
+    )
+    assert outcome is Outcome.DEAD_LETTERED and sleeps == []
+    assert dead.sent[0].headers["dlq.attempts"] == "1"
+    assert dead.sent[0].value == b"{not json"
+
+
+def test_failing_dead_letter_publish_raises_so_the_offset_is_not_committed() -> None:
+    def broken(env: Envelope, payload: Any, tx: Any) -> None:
+        raise ValueError("boom")
+
+    dlq = FakePublisher(fail=lambda _m: "broker down")
+    processor, _inbox, _dead, _ = make(broken, dlq=dlq, attempts=1)
+    with pytest.raises(PublishFailed, match="could not dead-letter"):
+        processor.process(incoming(user_registered()))

@@ -1,0 +1,82 @@
+"""Relay rules on fakes: order, marking only what the broker confirmed, standby."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.fakes import FakeOutboxStore, FakePublisher
+from transactional.shared.ports import OutboxRecord, OutgoingMessage
+from transactional.shared.relay import Relay
+
+
+def records(n: int, keys: int = 3) -> list[OutboxRecord]:
+    return [
+        OutboxRecord(id=i, topic="eu.orders.v1", key=f"ord_{i % keys}", value=str(i).encode(),
+                     headers={})
+        for i in range(1, n + 1)
+    ]
+
+
+def test_publishes_in_id_order_and_marks_all() -> None:
+    store, publisher = FakeOutboxStore(records(10)), FakePublisher()
+    result = Relay(store, publisher, batch_size=4).relay_once()
+    assert (result.fetched, result.published, result.failed) == (4, 4, 0)
+    assert [m.ref for m in publisher.sent] == [1, 2, 3, 4]
+    assert store.published == {1, 2, 3, 4}
+
+
+def test_failure_marks_only_the_confirmed_prefix_and_order_survives() -> None:
+    failures = {5: 2, 9: 1}  # outbox id -> how many times the broker rejects it
+
+    def fail(message: OutgoingMessage) -> str | None:
+        if failures.get(message.ref, 0) > 0:
+            failures[message.ref] -= 1
+            return "broker: request timed out"
+        return None
+
+    store, publisher = FakeOutboxStore(records(12)), FakePublisher(fail)
+    relay = Relay(store, publisher, batch_size=12)
+    first = relay.relay_once()
+    assert (first.published, first.failed) == (4, 8)
+    assert store.published == {1, 2, 3, 4}
+    assert relay.drain(timeout_s=5) == 8
+    assert store.published == set(range(1, 13))
+    # Duplicates are allowed (at-least-once); what matters is that the first delivery of each
+    # event, key by key, is in commit (id) order, as a deduplicating consumer will see it.
+    first_seen: dict[str, list[int]] = {}
+    for message in publisher.sent:
+        refs = first_seen.setdefault(message.key, [])
+        if message.ref not in refs:
+            refs.append(message.ref)
+    for key, refs in first_seen.items():
+        assert refs == sorted(refs), key
+    assert sorted(ref for refs in first_seen.values() for ref in refs) == list(range(1, 13))
+
+
+def test_a_missing_delivery_report_counts_as_failure() -> None:
+    class SilentPublisher(FakePublisher):
+        def flush(self, timeout: float) -> int:
+            queued, self._queued = self._queued, []
+            for message, callback in queued[:2]:
+                self.sent.append(message)
+                callback(message, None)
+            return len(queued) - 2
+
+    store = FakeOutboxStore(records(5))
+    result = Relay(store, SilentPublisher()).relay_once()
+    assert (result.published, result.failed) == (2, 3)
+    assert store.published == {1, 2}
+
+
+def test_standby_relay_publishes_nothing() -> None:
+    store, publisher = FakeOutboxStore(records(3), leader=False), FakePublisher()
+    relay = Relay(store, publisher)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    stop.wait(0.3)
+    stop.set()
+    thread.join(5)
+    assert publisher.sent == [] and store.published == set()
+    store.leader = True
+    assert relay.drain(timeout_s=5) == 3

@@ -1,0 +1,1 @@
+"""The transactional core: one folder per domain, plus the shared kernel."""

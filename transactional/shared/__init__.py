@@ -1,0 +1,1 @@
+"""Shared kernel: database access, outbox, relay, inbox and the consumer base."""

@@ -1,0 +1,164 @@
+"""confluent-kafka adapters: client configuration, the event publisher and topic admin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from transactional.shared.errors import BrokerUnavailable
+from transactional.shared.ports import DeliveryCallback, OutgoingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClientSettings:
+    """What every Kafka client of ours needs; built from ``souk.settings.Settings``."""
+
+    bootstrap: str
+    session_timeout_ms: int = 6000
+    client_id: str = "souk"
+
+
+def producer_config(kafka: KafkaClientSettings, **overrides: Any) -> dict[str, Any]:
+    """An idempotent, ordered, fully acknowledged producer."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "client.id": kafka.client_id,
+        # Idempotence keeps per-partition order and drops broker-side duplicates on retry.
+        "enable.idempotence": True,
+        # A failed message must not be followed by a delivered one of the same partition:
+        # librdkafka raises a fatal error instead, and the publisher starts a fresh producer.
+        "enable.gapless.guarantee": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "message.timeout.ms": 30000,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(kafka: KafkaClientSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """A consumer that commits only what it has processed."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap,
+        "client.id": kafka.client_id,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, kafka.session_timeout_ms // 6),
+        "isolation.level": "read_committed",
+    }
+    config.update(overrides)
+    return config
+
+
+class KafkaEventPublisher:
+    """EventPublisher adapter over confluent-kafka's idempotent producer."""
+
+    def __init__(self, kafka: KafkaClientSettings, **overrides: Any) -> None:
+        self._config = producer_config(kafka, **overrides)
+        self._producer = Producer(self._config)
+        self._fatal = False
+
+    def publish(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
+        """Queue one message; the callback fires from ``flush``/``poll``."""
+        if self._fatal:
+            # A fatal producer cannot send again; a new one gets a new producer id and epoch.
+            self._producer = Producer(self._config)
+            self._fatal = False
+
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None and err.fatal():
+                self._fatal = True
+            on_delivery(message, None if err is None else str(err))
+
+        headers = [(name, value.encode()) for name, value in message.headers.items()]
+        while True:
+            try:
+                self._producer.produce(
+                    message.topic,
+                    key=message.key.encode(),
+                    value=message.value,
+                    headers=headers,
+                    on_delivery=report,
+                )
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.fatal():
+                    self._fatal = True
+                on_delivery(message, str(exc))
+                return
+            except BufferError:
+                # Local queue full: serve delivery reports to make room, then retry.
+                self._producer.poll(0.1)
+
+    def flush(self, timeout: float) -> int:
+        """Wait for delivery reports; return the number still in flight."""
+        return int(self._producer.flush(timeout))
+
+    def close(self) -> None:
+        """Deliver what is queued (bounded wait)."""
+        self._producer.flush(10)
+
+
+def admin_client(bootstrap: str) -> AdminClient:
+    """An admin client with short timeouts suited to health checks."""
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+
+
+def existing_topics(bootstrap: str, timeout: float = 10.0) -> dict[str, int]:
+    """Topic name → partition count, as the broker reports them."""
+    try:
+        metadata = admin_client(bootstrap).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(
+            f"Kafka broker at {bootstrap} is unreachable ({exc}): run `souk up` "
+            "or check SOUK_KAFKA_BOOTSTRAP"
+        ) from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    *,
+    partitions: int,
+    replication_factor: int = 1,
+    config: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    present = existing_topics(bootstrap)
+    missing = sorted(set(topics) - set(present))
+    if not missing:
+        return []
+    admin = admin_client(bootstrap)
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                config=dict(config or {}),
+            )
+            for name in missing
+        ],
+        request_timeout=timeout,
+    )
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # another process created it in between
+            raise BrokerUnavailable(f"could not create topic {name} at {bootstrap}: {exc}") from exc
+    return sorted(created)
