@@ -50,9 +50,16 @@ def make_events(region: str, n: int, aggregates: int = 100) -> list[Envelope]:
     return [
         REGISTRY.new_event(
             "stock.adjusted",
-            {"sku": f"sku-{i % aggregates:04d}", "warehouse_id": "wh_eu_1", "delta": 1,
-             "on_hand_after": i // aggregates + 1, "reason": "receipt"},
-            aggregate_id=f"sku-{i % aggregates:04d}", region=region)
+            {
+                "sku": f"sku-{i % aggregates:04d}",
+                "warehouse_id": "wh_eu_1",
+                "delta": 1,
+                "on_hand_after": i // aggregates + 1,
+                "reason": "receipt",
+            },
+            aggregate_id=f"sku-{i % aggregates:04d}",
+            region=region,
+        )
         for i in range(n)
     ]
 
@@ -80,14 +87,15 @@ def fill_outbox(engine: Engine, events: list[Envelope], per_tx: int = 10) -> flo
     start = time.perf_counter()
     for i in range(0, len(events), per_tx):
         with engine.begin() as connection:
-            outbox.add(connection, events[i:i + per_tx])
+            outbox.add(connection, events[i : i + per_tx])
     return len(events) / (time.perf_counter() - start)
 
 
 def relay_rate(endpoints: Endpoints, kafka: KafkaClientSettings, expected: int) -> float:
     """Drain a pre-filled outbox; return events/s."""
-    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka),
-                  batch_size=1000)
+    relay = Relay(
+        PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka), batch_size=1000
+    )
     start = time.perf_counter()
     published = relay.drain(timeout_s=300)
     elapsed = time.perf_counter() - start
@@ -95,8 +103,14 @@ def relay_rate(endpoints: Endpoints, kafka: KafkaClientSettings, expected: int) 
     return published / elapsed
 
 
-def latency(endpoints: Endpoints, engine: Engine, kafka: KafkaClientSettings, region: str,
-            seconds: float, rate: int) -> tuple[list[float], int]:
+def latency(
+    endpoints: Endpoints,
+    engine: Engine,
+    kafka: KafkaClientSettings,
+    region: str,
+    seconds: float,
+    rate: int,
+) -> tuple[list[float], int]:
     """Commit events at ``rate``/s while relay and an inbox consumer run; ms per event."""
     topic = topic_for("inventory", region)
     committed: dict[Any, float] = {}
@@ -105,8 +119,9 @@ def latency(endpoints: Endpoints, engine: Engine, kafka: KafkaClientSettings, re
     def handle(envelope: Envelope, _p: msgspec.Struct, _tx: Connection) -> None:
         received.setdefault(envelope.event_id, time.perf_counter())
 
-    processor = MessageProcessor(f"bench-{region}", handle, PostgresInbox(engine),
-                                 KafkaEventPublisher(kafka))
+    processor = MessageProcessor(
+        f"bench-{region}", handle, PostgresInbox(engine), KafkaEventPublisher(kafka)
+    )
     consumer = KafkaEventConsumer(processor, [topic], kafka)
     relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
     stop = threading.Event()
@@ -127,7 +142,7 @@ def latency(endpoints: Endpoints, engine: Engine, kafka: KafkaClientSettings, re
     per_tick = max(1, rate // 100)
     start = time.perf_counter()
     for i in range(0, len(events), per_tick):
-        batch = events[i:i + per_tick]
+        batch = events[i : i + per_tick]
         with engine.begin() as connection:
             outbox.add(connection, batch)
         now = time.perf_counter()
@@ -171,15 +186,21 @@ def main() -> None:
         region = "b" + secrets.token_hex(3)
         topic = topic_for("inventory", region)
         kafka = KafkaClientSettings(endpoints.kafka_bootstrap, settings.kafka_session_timeout_ms)
-        create_topics(endpoints.kafka_bootstrap, [topic, f"b{region}.raw", topic + ".dlq"],
-                      partitions=settings.kafka_partitions)
+        create_topics(
+            endpoints.kafka_bootstrap,
+            [topic, f"b{region}.raw", topic + ".dlq"],
+            partitions=settings.kafka_partitions,
+        )
         engine = create_db_engine(endpoints.database_url)
         with engine.begin() as connection:
             pending = connection.execute(
-                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+                text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            ).scalar_one()
         if pending:
-            raise SystemExit(f"{pending} unpublished outbox rows exist already: drain them "
-                             "with `souk relay --once` or point SOUK_DATABASE_URL elsewhere")
+            raise SystemExit(
+                f"{pending} unpublished outbox rows exist already: drain them "
+                "with `souk relay --once` or point SOUK_DATABASE_URL elsewhere"
+            )
         events = make_events(region, args.events)
         values = [REGISTRY.encode(event) for event in events]
         with console.status("raw produce rate…"):
@@ -189,8 +210,9 @@ def main() -> None:
         with console.status("relaying…"):
             relayed = relay_rate(endpoints, kafka, len(events))
         with console.status(f"end-to-end latency at {args.rate} events/s…"):
-            samples, lost = latency(endpoints, engine, kafka, region, args.latency_seconds,
-                                    args.rate)
+            samples, lost = latency(
+                endpoints, engine, kafka, region, args.latency_seconds, args.rate
+            )
         engine.dispose()
     finally:
         stack.down(purge=True)
@@ -202,10 +224,12 @@ def main() -> None:
     table.add_row("baseline: raw produce (idempotent, acks=all)", f"{raw:,.0f} msg/s", "1.00")
     table.add_row("outbox write (10 events/tx)", f"{write:,.0f} events/s", f"{write / raw:.2f}")
     table.add_row("relay: outbox → Kafka", f"{relayed:,.0f} events/s", f"{relayed / raw:.2f}")
-    table.add_row(f"commit → consumer p50 (at {args.rate}/s)",
-                  f"{statistics.median(samples):.1f} ms", "")
-    table.add_row(f"commit → consumer p99 (at {args.rate}/s)",
-                  f"{percentile(samples, 0.99):.1f} ms", "")
+    table.add_row(
+        f"commit → consumer p50 (at {args.rate}/s)", f"{statistics.median(samples):.1f} ms", ""
+    )
+    table.add_row(
+        f"commit → consumer p99 (at {args.rate}/s)", f"{percentile(samples, 0.99):.1f} ms", ""
+    )
     table.add_row("events not received", str(lost), "")
     console.print(table)
 

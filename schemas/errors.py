@@ -10,7 +10,7 @@ class SchemaError(Exception):
 
 
 # Names fixed by the platform contract (no "Error" suffix), hence the N818 waivers.
-class UnknownEventType(SchemaError):  # noqa: N818
+class UnknownEventType(SchemaError):
     """An event type (or version of it) that the registry does not know."""
 
     def __init__(
@@ -29,7 +29,7 @@ class UnknownEventType(SchemaError):  # noqa: N818
         super().__init__(message)
 
 
-class InvalidPayload(SchemaError):  # noqa: N818
+class InvalidPayload(SchemaError):
     """A payload or envelope that does not match its registered schema."""
 
     def __init__(

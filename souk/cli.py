@@ -39,7 +39,9 @@ def fail(message: str) -> typer.Exit:
 
 @app.command("topics")
 def topics(
-    create: Annotated[bool, typer.Option(help="Create the planned topics that are missing.")] = True,
+    create: Annotated[
+        bool, typer.Option(help="Create the planned topics that are missing.")
+    ] = True,
 ) -> None:
     """List the event topics (creating missing ones) with their partition counts."""
     from souk.topics import ensure_topics, planned_topics
@@ -86,7 +88,9 @@ def relay(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    err_console.print(f"relay: outbox at {endpoints.database_url} → kafka {endpoints.kafka_bootstrap}")
+    err_console.print(
+        f"relay: outbox at {endpoints.database_url} → kafka {endpoints.kafka_bootstrap}"
+    )
     relay_.run(stop, poll_interval_s=settings.relay_poll_interval_s)
 
 
@@ -104,8 +108,13 @@ def demo(
     configure_logging("WARNING")
     try:
         run_demo(
-            get_settings(), keep=keep, customers=customers, products=products, events=events,
-            seed=seed, console=console,
+            get_settings(),
+            keep=keep,
+            customers=customers,
+            products=products,
+            events=events,
+            seed=seed,
+            console=console,
         )
     except (StackError, SoukError) as exc:
         raise fail(str(exc)) from None
@@ -116,21 +125,14 @@ def schemas(
     check: Annotated[bool, typer.Option(help="Only check compatibility; write nothing.")] = False,
 ) -> None:
     """Export event JSON Schemas to schemas/json (or check them for backward compatibility)."""
-    from schemas.compat import check_backward_compatible
-    from schemas.export import JSON_DIR, export_all, current_schemas
+    from schemas.compat import check_against, load_schema_dir
+    from schemas.export import JSON_DIR, export_all
 
     if not check:
         for path in export_all(JSON_DIR):
             console.print(f"wrote {path}")
         return
-    import json
-
-    problems = []
-    for name, schema in current_schemas().items():
-        committed = JSON_DIR / name
-        if committed.exists():
-            problems += [f"{name}: {p}" for p in check_backward_compatible(
-                json.loads(committed.read_text()), schema)]
+    problems = check_against(load_schema_dir(JSON_DIR))
     for problem in problems:
         err_console.print(f"[red]incompatible:[/red] {problem}")
     if problems:

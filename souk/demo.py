@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -26,7 +25,8 @@ from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings
 from souk.stack import Stack
-from souk.stack.endpoints import Endpoints
+from souk.stack.endpoints import Endpoints, resolve_endpoints
+from souk.stack.errors import StackError
 from souk.synthetic import SyntheticWorld
 from souk.topics import ensure_topics
 from souk.wiring import build_consumer, build_relay
@@ -52,18 +52,22 @@ class DemoReport:
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
 def _chunks(items: Sequence[Envelope], size: int) -> Iterator[Sequence[Envelope]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-def build_events(settings: Settings, customers: int, products: int, events: int,
-                 seed: int) -> tuple[list[Envelope], list[Envelope]]:
+def build_events(
+    settings: Settings, customers: int, products: int, events: int, seed: int
+) -> tuple[list[Envelope], list[Envelope]]:
     """The seeded world as envelopes: (catalog and customers, shopper burst)."""
     world = SyntheticWorld(settings.regions, seed)
     sellers = world.sellers(max(3, products // 10))
@@ -71,21 +75,38 @@ def build_events(settings: Settings, customers: int, products: int, events: int,
     people = world.customers(customers)
     seed_events: list[Envelope] = []
     for seller in sellers:
-        seed_events.append(REGISTRY.new_event(
-            "seller.applied", seller.payload, aggregate_id=seller.payload.seller_id,
-            region=seller.payload.region))
+        seed_events.append(
+            REGISTRY.new_event(
+                "seller.applied",
+                seller.payload,
+                aggregate_id=seller.payload.seller_id,
+                region=seller.payload.region,
+            )
+        )
     for product in catalog:
-        seed_events.append(REGISTRY.new_event(
-            "product.created", product.payload, aggregate_id=product.payload.product_id,
-            region=product.region))
+        seed_events.append(
+            REGISTRY.new_event(
+                "product.created",
+                product.payload,
+                aggregate_id=product.payload.product_id,
+                region=product.region,
+            )
+        )
         seed_events.extend(
-            REGISTRY.new_event("stock.adjusted", adjusted, aggregate_id=adjusted.sku,
-                               region=product.region)
-            for adjusted in product.stock)
+            REGISTRY.new_event(
+                "stock.adjusted", adjusted, aggregate_id=adjusted.sku, region=product.region
+            )
+            for adjusted in product.stock
+        )
     for customer in people:
-        seed_events.append(REGISTRY.new_event(
-            "user.registered", customer.payload, aggregate_id=customer.payload.customer_id,
-            region=customer.payload.region))
+        seed_events.append(
+            REGISTRY.new_event(
+                "user.registered",
+                customer.payload,
+                aggregate_id=customer.payload.customer_id,
+                region=customer.payload.region,
+            )
+        )
     burst = [
         REGISTRY.new_event(event_type, payload, aggregate_id=aggregate_id, region=session.region)
         for session in world.sessions(catalog, people, events)
@@ -94,76 +115,125 @@ def build_events(settings: Settings, customers: int, products: int, events: int,
     return seed_events, burst
 
 
-def write_through_outbox(engine: Engine, envelopes: Iterable[Sequence[Envelope]],
-                         progress: Progress, description: str, total: int) -> None:
+def write_through_outbox(
+    engine: Engine,
+    envelopes: Iterable[Sequence[Envelope]],
+    progress: Progress,
+    description: str,
+    total: int,
+    committed_at: dict[Any, float],
+) -> None:
     """Write each batch of events in its own transaction, as the services do."""
     outbox = Outbox()
     task = progress.add_task(description, total=total)
     for batch in envelopes:
         with engine.begin() as connection:
             outbox.add(connection, batch)
+        now = time.perf_counter()
+        for envelope in batch:
+            committed_at[envelope.event_id] = now
         progress.advance(task, len(batch))
 
 
-def run_demo(settings: Settings, *, keep: bool, customers: int, products: int, events: int,
-             seed: int, console: Console) -> DemoReport:
+def run_demo(
+    settings: Settings,
+    *,
+    keep: bool,
+    customers: int,
+    products: int,
+    events: int,
+    seed: int,
+    console: Console,
+) -> DemoReport:
     """Run the main job and print its summary."""
     started = time.perf_counter()
     stack = Stack(settings)
-    with console.status("[bold]starting the local stack…") as status:
-        endpoints = stack.up(on_progress=lambda line: status.update(f"[bold]{line}"))
-        status.update("[bold]migrating the database and creating topics…")
-        upgrade_database(endpoints.database_url)
-        ensure_topics(settings, endpoints.kafka_bootstrap)
-    console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
     try:
+        resolve_endpoints(settings)
+        was_running = True  # a stack someone brought up with `souk up` stays up
+    except StackError:
+        was_running = False
+    try:
+        with console.status("[bold]starting the local stack…") as status:
+            endpoints = stack.up(on_progress=lambda line: status.update(f"[bold]{line}"))
+            status.update("[bold]migrating the database and creating topics…")
+            upgrade_database(endpoints.database_url)
+            ensure_topics(settings, endpoints.kafka_bootstrap)
+        console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
         report = _run(settings, endpoints, customers, products, events, seed, console)
         _print_summary(console, settings, endpoints, report)
     finally:
-        if keep:
-            console.print("stack left running (--keep); stop it with [bold]souk down[/bold]")
+        if keep or was_running:
+            console.print("stack left running; stop it with [bold]souk down[/bold]")
         else:
             stack.down()
             console.print("stack stopped")
     return report
 
 
-def _run(settings: Settings, endpoints: Endpoints, customers: int, products: int, events: int,
-         seed: int, console: Console) -> DemoReport:
+def _run(
+    settings: Settings,
+    endpoints: Endpoints,
+    customers: int,
+    products: int,
+    events: int,
+    seed: int,
+    console: Console,
+) -> DemoReport:
     report = DemoReport()
     seed_events, burst = build_events(settings, customers, products, events, seed)
     expected = {envelope.event_id for envelope in seed_events + burst}
     seen: set[Any] = set()
+    committed_at: dict[Any, float] = {}
     done = threading.Event()
 
     def audit(envelope: Envelope, _payload: msgspec.Struct, _tx: Connection) -> None:
         if envelope.event_id in expected and envelope.event_id not in seen:
             seen.add(envelope.event_id)
             report.consumed[envelope.event_type] += 1
-            age = datetime.now(UTC) - envelope.occurred_at
-            report.latencies_ms.append(age.total_seconds() * 1000)
+            committed = committed_at.get(envelope.event_id)
+            if committed is not None:
+                report.latencies_ms.append((time.perf_counter() - committed) * 1000)
             if len(seen) == len(expected):
                 done.set()
 
     engine = create_db_engine(endpoints.database_url, pool_size=4, application_name="souk-demo")
-    topics = [topic_for(domain, region) for region in settings.regions
-              for domain in REGISTRY.domains()]
-    consumer = build_consumer(settings, endpoints, name="souk-demo-audit", topics=topics,
-                              handler=audit, engine=engine)
+    topics = [
+        topic_for(domain, region) for region in settings.regions for domain in REGISTRY.domains()
+    ]
+    consumer = build_consumer(
+        settings, endpoints, name="souk-demo-audit", topics=topics, handler=audit, engine=engine
+    )
     relay = build_relay(settings, endpoints)
     stop = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     relay_thread.start()
     consumer_thread = threading.Thread(
-        target=consumer.run, kwargs={"stop": done}, name="audit-consumer", daemon=True)
+        target=consumer.run, kwargs={"stop": done}, name="audit-consumer", daemon=True
+    )
     consumer_thread.start()
     try:
+        with console.status("[bold]audit consumer joining its group…"):
+            # Measure delivery, not the group join (Tansu holds a join for half the session).
+            consumer.assigned.wait(30)
         with _progress(console) as progress:
             t0 = time.perf_counter()
-            write_through_outbox(engine, _chunks(seed_events, TX_BATCH), progress,
-                                 "seed sellers, catalog, stock, customers", len(seed_events))
-            write_through_outbox(engine, _chunks(burst, 5), progress,
-                                 "shopper burst (sessions)", len(burst))
+            write_through_outbox(
+                engine,
+                _chunks(seed_events, TX_BATCH),
+                progress,
+                "seed sellers, catalog, stock, customers",
+                len(seed_events),
+                committed_at,
+            )
+            write_through_outbox(
+                engine,
+                _chunks(burst, 5),
+                progress,
+                "shopper burst (sessions)",
+                len(burst),
+                committed_at,
+            )
             for envelope in seed_events + burst:
                 report.written[envelope.event_type] += 1
             report.write_seconds = time.perf_counter() - t0
@@ -185,8 +255,9 @@ def _run(settings: Settings, endpoints: Endpoints, customers: int, products: int
     return report
 
 
-def _print_summary(console: Console, settings: Settings, endpoints: Endpoints,
-                   report: DemoReport) -> None:
+def _print_summary(
+    console: Console, settings: Settings, endpoints: Endpoints, report: DemoReport
+) -> None:
     table = Table(title="Events: written through the outbox → consumed once")
     table.add_column("event type")
     table.add_column("topic (region eu)", style="dim")
@@ -194,8 +265,12 @@ def _print_summary(console: Console, settings: Settings, endpoints: Endpoints,
     table.add_column("consumed", justify="right")
     for event_type in sorted(report.written):
         domain = REGISTRY.spec(event_type).domain
-        table.add_row(event_type, topic_for(domain, settings.regions[0]),
-                      str(report.written[event_type]), str(report.consumed[event_type]))
+        table.add_row(
+            event_type,
+            topic_for(domain, settings.regions[0]),
+            str(report.written[event_type]),
+            str(report.consumed[event_type]),
+        )
     written, consumed = sum(report.written.values()), sum(report.consumed.values())
     table.add_row("[bold]total", "", f"[bold]{written}", f"[bold]{consumed}")
     console.print(table)
@@ -204,10 +279,13 @@ def _print_summary(console: Console, settings: Settings, endpoints: Endpoints,
     figures = Table(title="Figures", show_header=False)
     figures.add_column("what")
     figures.add_column("value", justify="right")
-    figures.add_row("outbox write rate", f"{written / max(report.write_seconds, 1e-9):,.0f} events/s")
+    figures.add_row(
+        "outbox write rate", f"{written / max(report.write_seconds, 1e-9):,.0f} events/s"
+    )
     figures.add_row("write → all consumed", f"{report.deliver_seconds:.1f} s")
-    figures.add_row("event age at consumer p50 / p99",
-                    f"{statistics.median(latencies):,.0f} / {p99:,.0f} ms")
+    figures.add_row(
+        "commit → consumer p50 / p99", f"{statistics.median(latencies):,.0f} / {p99:,.0f} ms"
+    )
     figures.add_row("dead-lettered", str(report.dead_lettered))
     figures.add_row("lost (written, never consumed)", str(written - consumed))
     console.print(figures)
@@ -217,5 +295,6 @@ def _print_summary(console: Console, settings: Settings, endpoints: Endpoints,
     where.add_row("Kafka", endpoints.kafka_bootstrap)
     console.print(where)
     verdict = "[green]OK[/green]" if consumed == written else "[red]INCOMPLETE[/red]"
-    console.print(f"demo {verdict}: {consumed}/{written} events delivered exactly once "
-                  f"to the audit consumer")
+    console.print(
+        f"demo {verdict}: {consumed}/{written} events delivered exactly once to the audit consumer"
+    )

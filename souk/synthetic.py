@@ -13,6 +13,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import msgspec
+
 from schemas.behaviour import ProductViewed, SearchPerformed
 from schemas.carts import CartItemAdded
 from schemas.catalog import ProductCreated, ProductVariant
@@ -29,36 +31,100 @@ REGION_COUNTRIES = {
     "uk": ["GB"],
     "jp": ["JP"],
 }
-REGION_LOCALES = {"DE": "de-DE", "FR": "fr-FR", "ES": "es-ES", "IT": "it-IT", "NL": "nl-NL",
-                  "US": "en-US", "IN": "en-IN", "GB": "en-GB", "JP": "ja-JP"}
+REGION_LOCALES = {
+    "DE": "de-DE",
+    "FR": "fr-FR",
+    "ES": "es-ES",
+    "IT": "it-IT",
+    "NL": "nl-NL",
+    "US": "en-US",
+    "IN": "en-IN",
+    "GB": "en-GB",
+    "JP": "ja-JP",
+}
 
 # category id -> (path, brands, nouns, median price in major units)
 CATEGORIES: dict[str, tuple[list[str], list[str], list[str], float]] = {
-    "cat_phones": (["Electronics", "Phones"], ["Nokio", "Samsong", "Pixelate"],
-                   ["Smartphone", "Phone Case", "Charger"], 250.0),
-    "cat_laptops": (["Electronics", "Laptops"], ["Lenova", "Dellish", "Asos"],
-                    ["Ultrabook", "Gaming Laptop", "Chromebook"], 900.0),
-    "cat_audio": (["Electronics", "Audio"], ["Sonyx", "Boze", "JBLoud"],
-                  ["Headphones", "Earbuds", "Speaker"], 80.0),
-    "cat_kitchen": (["Home", "Kitchen"], ["Tefala", "Kitchenaid", "Ikeo"],
-                    ["Frying Pan", "Kettle", "Knife Set"], 40.0),
-    "cat_furniture": (["Home", "Furniture"], ["Ikeo", "Hemnes", "Oakwood"],
-                      ["Desk", "Chair", "Bookshelf"], 150.0),
-    "cat_shoes": (["Fashion", "Shoes"], ["Nikey", "Adidos", "Pumba"],
-                  ["Running Shoes", "Sneakers", "Boots"], 90.0),
-    "cat_apparel": (["Fashion", "Apparel"], ["Levy", "Zarah", "Uniqlow"],
-                    ["T-Shirt", "Jeans", "Jacket"], 35.0),
-    "cat_books": (["Books", "Fiction"], ["Penguinn", "Harper", "Vintage"],
-                  ["Novel", "Thriller", "Short Stories"], 15.0),
-    "cat_sports": (["Sports", "Fitness"], ["Decathlan", "Garminn", "Fitbyte"],
-                   ["Yoga Mat", "Smartwatch", "Dumbbells"], 45.0),
-    "cat_beauty": (["Beauty", "Skincare"], ["Lorael", "Niveo", "Clinique"],
-                   ["Moisturiser", "Sunscreen", "Serum"], 20.0),
+    "cat_phones": (
+        ["Electronics", "Phones"],
+        ["Nokio", "Samsong", "Pixelate"],
+        ["Smartphone", "Phone Case", "Charger"],
+        250.0,
+    ),
+    "cat_laptops": (
+        ["Electronics", "Laptops"],
+        ["Lenova", "Dellish", "Asos"],
+        ["Ultrabook", "Gaming Laptop", "Chromebook"],
+        900.0,
+    ),
+    "cat_audio": (
+        ["Electronics", "Audio"],
+        ["Sonyx", "Boze", "JBLoud"],
+        ["Headphones", "Earbuds", "Speaker"],
+        80.0,
+    ),
+    "cat_kitchen": (
+        ["Home", "Kitchen"],
+        ["Tefala", "Kitchenaid", "Ikeo"],
+        ["Frying Pan", "Kettle", "Knife Set"],
+        40.0,
+    ),
+    "cat_furniture": (
+        ["Home", "Furniture"],
+        ["Ikeo", "Hemnes", "Oakwood"],
+        ["Desk", "Chair", "Bookshelf"],
+        150.0,
+    ),
+    "cat_shoes": (
+        ["Fashion", "Shoes"],
+        ["Nikey", "Adidos", "Pumba"],
+        ["Running Shoes", "Sneakers", "Boots"],
+        90.0,
+    ),
+    "cat_apparel": (
+        ["Fashion", "Apparel"],
+        ["Levy", "Zarah", "Uniqlow"],
+        ["T-Shirt", "Jeans", "Jacket"],
+        35.0,
+    ),
+    "cat_books": (
+        ["Books", "Fiction"],
+        ["Penguinn", "Harper", "Vintage"],
+        ["Novel", "Thriller", "Short Stories"],
+        15.0,
+    ),
+    "cat_sports": (
+        ["Sports", "Fitness"],
+        ["Decathlan", "Garminn", "Fitbyte"],
+        ["Yoga Mat", "Smartwatch", "Dumbbells"],
+        45.0,
+    ),
+    "cat_beauty": (
+        ["Beauty", "Skincare"],
+        ["Lorael", "Niveo", "Clinique"],
+        ["Moisturiser", "Sunscreen", "Serum"],
+        20.0,
+    ),
 }
 ADJECTIVES = ["Classic", "Pro", "Lite", "Max", "Eco", "Urban", "Sport", "Deluxe", "Mini", "Plus"]
 COLOURS = ["black", "white", "blue", "red", "green", "grey"]
-SEARCH_TERMS = ["phone", "laptop", "headphones", "kettle", "desk", "shoes", "jeans", "novel",
-                "yoga mat", "sunscreen", "charger", "gaming", "running", "serum", "speaker"]
+SEARCH_TERMS = [
+    "phone",
+    "laptop",
+    "headphones",
+    "kettle",
+    "desk",
+    "shoes",
+    "jeans",
+    "novel",
+    "yoga mat",
+    "sunscreen",
+    "charger",
+    "gaming",
+    "running",
+    "serum",
+    "speaker",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +157,7 @@ class SessionEvents:
     region: str
     session_id: str
     customer_id: str | None
-    events: list[tuple[str, str, object]]  # (event type, aggregate id, payload)
+    events: list[tuple[str, str, msgspec.Struct]]  # (event type, aggregate id, payload)
 
 
 def warehouses(region: str) -> list[str]:
@@ -117,14 +183,18 @@ class SyntheticWorld:
         out = []
         for i in range(n):
             region = self.regions[i % len(self.regions)]
-            out.append(Seller(SellerApplied(
-                seller_id=self._id("sel"),
-                display_name=f"{self.rng.choice(ADJECTIVES)} Traders {i + 1}",
-                business_type=self.rng.choice(["individual", "company"]),
-                country=self.rng.choice(REGION_COUNTRIES.get(region, ["US"])),
-                region=region,
-                categories=self.rng.sample(sorted(CATEGORIES), 3),
-            )))
+            out.append(
+                Seller(
+                    SellerApplied(
+                        seller_id=self._id("sel"),
+                        display_name=f"{self.rng.choice(ADJECTIVES)} Traders {i + 1}",
+                        business_type=self.rng.choice(["individual", "company"]),
+                        country=self.rng.choice(REGION_COUNTRIES.get(region, ["US"])),
+                        region=region,
+                        categories=self.rng.sample(sorted(CATEGORIES), 3),
+                    )
+                )
+            )
         return out
 
     def products(self, n: int, sellers: list[Seller]) -> list[Product]:
@@ -161,8 +231,14 @@ class SyntheticWorld:
                 prime_eligible=self.rng.random() < 0.4,
             )
             stock = [
-                StockAdjusted(sku=variant.sku, warehouse_id=warehouse, delta=qty,
-                              on_hand_after=qty, available_after=qty, reason="receipt")
+                StockAdjusted(
+                    sku=variant.sku,
+                    warehouse_id=warehouse,
+                    delta=qty,
+                    on_hand_after=qty,
+                    available_after=qty,
+                    reason="receipt",
+                )
                 for variant in variants
                 for warehouse in warehouses(seller.region)
                 if (qty := self.rng.randint(0, 60)) > 0
@@ -176,15 +252,19 @@ class SyntheticWorld:
         for _ in range(n):
             region = self.rng.choice(self.regions)
             country = self.rng.choice(REGION_COUNTRIES.get(region, ["US"]))
-            out.append(Customer(UserRegistered(
-                customer_id=self._id("cus"),
-                region=region,
-                country=country,
-                locale=REGION_LOCALES.get(country, "en"),
-                signup_channel=self.rng.choice(["web", "web", "ios", "android"]),
-                marketing_opt_in=self.rng.random() < 0.3,
-                prime=self.rng.random() < 0.15,
-            )))
+            out.append(
+                Customer(
+                    UserRegistered(
+                        customer_id=self._id("cus"),
+                        region=region,
+                        country=country,
+                        locale=REGION_LOCALES.get(country, "en"),
+                        signup_channel=self.rng.choice(["web", "web", "ios", "android"]),
+                        marketing_opt_in=self.rng.random() < 0.3,
+                        prime=self.rng.random() < 0.15,
+                    )
+                )
+            )
         return out
 
     def sessions(
@@ -193,39 +273,71 @@ class SyntheticWorld:
         """Shopper visits (search, Zipf-popular views, some add-to-cart) until ``events``."""
         ranked = products[:]
         self.rng.shuffle(ranked)  # popularity rank independent of creation order
-        cumulative = list(itertools.accumulate(1.0 / (rank + 1) ** 1.1 for rank in range(len(ranked))))
+        cumulative = list(
+            itertools.accumulate(1.0 / (rank + 1) ** 1.1 for rank in range(len(ranked)))
+        )
         produced = 0
         while produced < events:
             customer = self.rng.choice(customers).payload if self.rng.random() < 0.7 else None
             session_id = self._id("ses")
             customer_id = customer.customer_id if customer else None
             region = customer.region if customer else self.rng.choice(self.regions)
-            visit: list[tuple[str, str, object]] = []
+            visit: list[tuple[str, str, msgspec.Struct]] = []
             if self.rng.random() < 0.4:
                 search_id = self._id("srch")
-                visit.append(("search.performed", session_id, SearchPerformed(
-                    search_id=search_id, session_id=session_id, customer_id=customer_id,
-                    query=self.rng.choice(SEARCH_TERMS), result_count=self.rng.randint(0, 200),
-                )))
+                visit.append(
+                    (
+                        "search.performed",
+                        session_id,
+                        SearchPerformed(
+                            search_id=search_id,
+                            session_id=session_id,
+                            customer_id=customer_id,
+                            query=self.rng.choice(SEARCH_TERMS),
+                            result_count=self.rng.randint(0, 200),
+                        ),
+                    )
+                )
             cart_id = self._id("cart")
             in_cart = 0
             for _ in range(min(self.rng.randint(1, 8), events - produced - len(visit))):
                 product = self.rng.choices(ranked, cum_weights=cumulative)[0].payload
                 variant = self.rng.choice(product.variants)
-                visit.append(("product.viewed", session_id, ProductViewed(
-                    session_id=session_id, customer_id=customer_id,
-                    product_id=product.product_id, sku=variant.sku,
-                    source=self.rng.choice(["search", "category", "direct", "recommendation"]),
-                    price=variant.price,
-                )))
+                visit.append(
+                    (
+                        "product.viewed",
+                        session_id,
+                        ProductViewed(
+                            session_id=session_id,
+                            customer_id=customer_id,
+                            product_id=product.product_id,
+                            sku=variant.sku,
+                            source=self.rng.choice(
+                                ["search", "category", "direct", "recommendation"]
+                            ),
+                            price=variant.price,
+                        ),
+                    )
+                )
                 if self.rng.random() < 0.15 and len(visit) < events - produced:
                     in_cart += 1
-                    visit.append(("cart.item_added", cart_id, CartItemAdded(
-                        cart_id=cart_id, session_id=session_id, customer_id=customer_id,
-                        sku=variant.sku, product_id=product.product_id,
-                        seller_id=product.seller_id, quantity=1, quantity_in_cart=1,
-                        unit_price=variant.price,
-                    )))
+                    visit.append(
+                        (
+                            "cart.item_added",
+                            cart_id,
+                            CartItemAdded(
+                                cart_id=cart_id,
+                                session_id=session_id,
+                                customer_id=customer_id,
+                                sku=variant.sku,
+                                product_id=product.product_id,
+                                seller_id=product.seller_id,
+                                quantity=1,
+                                quantity_in_cart=1,
+                                unit_price=variant.price,
+                            ),
+                        )
+                    )
             produced += len(visit)
             if visit:
                 yield SessionEvents(region, session_id, customer_id, visit)

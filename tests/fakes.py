@@ -21,7 +21,9 @@ class FakeOutboxStore:
         return self.leader
 
     def fetch_unpublished(self, limit: int) -> list[OutboxRecord]:
-        pending = sorted((r for r in self.records if r.id not in self.published), key=lambda r: r.id)
+        pending = sorted(
+            (r for r in self.records if r.id not in self.published), key=lambda r: r.id
+        )
         return pending[:limit]
 
     def mark_published(self, ids: Sequence[int]) -> None:
@@ -78,3 +80,13 @@ class FakeInbox:
         effect(self.connection)
         self.applied.add(key)
         return True
+
+    def apply_many(
+        self, consumer: str, items: Sequence[tuple[Envelope, Callable[[Any], None]]]
+    ) -> list[bool]:
+        before = set(self.applied)
+        try:
+            return [self.apply_once(consumer, envelope, effect) for envelope, effect in items]
+        except Exception:
+            self.applied = before  # all or nothing, like the one transaction it stands for
+            raise

@@ -17,7 +17,7 @@ import psutil
 from souk.settings import Settings
 from souk.stack import procs
 from souk.stack.errors import ServerStartError, ServerUnreachable
-from souk.stack.state import Entry, now_iso
+from souk.stack.state import Entry, iso_time
 from souk.stack.urls import redact_url
 
 Progress = Callable[[str], None]
@@ -103,6 +103,8 @@ class Component(ABC):
     dir_name: ClassVar[str]
     log_name: ClassVar[str]
     start_timeout_s: ClassVar[float] = 10.0
+    #: Whether stack.json records ``data_dir`` (False for Tansu's in-memory storage).
+    keeps_data: ClassVar[bool] = True
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -142,10 +144,6 @@ class Component(ABC):
     def launch(self, port: int, progress: Progress) -> Entry:
         """Start the embedded server on ``port`` and return its entry once healthy."""
 
-    def port_from_cmdline(self, cmdline: list[str]) -> int | None:
-        """The port a server of ours was told to listen on, read back from its command line."""
-        return None
-
     def orphans(self) -> list[psutil.Process]:
         """Servers of this home that stack.json lost: our binary running in our working dir."""
         binary = os.path.realpath(self.binary())
@@ -153,11 +151,18 @@ class Component(ABC):
         found = []
         for proc in psutil.process_iter():
             try:
-                if os.path.realpath(proc.exe()) == binary and os.path.realpath(proc.cwd()) == workdir:
+                if (
+                    os.path.realpath(proc.exe()) == binary
+                    and os.path.realpath(proc.cwd()) == workdir
+                ):
                     found.append(proc)
             except (psutil.Error, OSError):
                 continue
         return [p for p in found if procs.is_running(p)]
+
+    def prepare(self, progress: Progress) -> None:
+        """One-off work before a port is chosen (PostgreSQL: checks and initdb); default none."""
+        return None
 
     def recover(self, progress: Progress) -> Entry | None:
         """Adopt a healthy server of ours that stack.json lost; stop unhealthy or extra ones."""
@@ -167,8 +172,9 @@ class Component(ABC):
         keep, extra = found[0], found[1:]
         for proc in extra:
             procs.stop_process(proc, timeout=5.0)
-        port = self.port_from_cmdline(keep.cmdline())
-        if port is not None and procs.listens_on(keep, port):
+        # Read the port off the live socket: Valkey rewrites its command line (process title).
+        port = procs.listening_port(keep)
+        if port is not None:
             url = self.url_for(port)
             try:
                 self.probe(url, timeout=3.0)
@@ -182,7 +188,7 @@ class Component(ABC):
         procs.stop_process(keep, timeout=5.0)
         return None
 
-    def stop(self, entry: Entry, proc: psutil.Process) -> list[psutil.Process]:
+    def stop(self, proc: psutil.Process) -> list[psutil.Process]:
         """Stop our server (SIGTERM, wait, SIGKILL); return processes that survived."""
         return procs.stop_process(proc, timeout=10.0)
 
@@ -192,9 +198,6 @@ class Component(ABC):
         self.log_path.unlink(missing_ok=True)
 
     # -- shared launcher for servers that run in the foreground (Valkey, Tansu) ------------
-
-    #: Whether stack.json records ``data_dir`` (False for Tansu's in-memory storage).
-    keeps_data: ClassVar[bool] = True
 
     def spawn_and_wait(self, argv: list[str], port: int) -> Entry:
         """Spawn ``argv`` detached in ``data_dir``, wait until it listens and answers; record it."""
@@ -208,6 +211,7 @@ class Component(ABC):
 
     def entry_for(self, proc: psutil.Process, port: int) -> Entry:
         """The stack.json entry of our server ``proc`` listening on ``port``."""
+        created = proc.create_time()
         return Entry(
             pid=proc.pid,
             port=port,
@@ -215,8 +219,8 @@ class Component(ABC):
             binary=str(self.binary().resolve()),
             data_dir=str(self.data_dir) if self.keeps_data else None,
             log_file=str(self.log_path),
-            started_at=now_iso(),
-            create_time=proc.create_time(),
+            started_at=iso_time(created),
+            create_time=created,
         )
 
     def wait_healthy(self, proc: psutil.Process, port: int, url: str, deadline: float) -> None:

@@ -31,7 +31,7 @@ def running_entry(entry: Entry | None) -> Entry | None:
 
 
 def resolve_endpoints(settings: Settings) -> Endpoints:
-    """Each URL setting if set, else the URL of our running embedded server, else StackNotRunning."""
+    """Each URL setting if set, else our running embedded server's URL, else StackNotRunning."""
     entries = StateFile(settings.state_dir).load()
 
     def pick(info: ComponentInfo) -> str:

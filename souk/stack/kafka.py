@@ -75,14 +75,6 @@ class KafkaComponent(Component):
             broker_id = min(metadata.brokers)
         return f"kafka-protocol (broker id {broker_id})"
 
-    def port_from_cmdline(self, cmdline: list[str]) -> int | None:
-        """The port of ``--listener-url tcp://host:port``."""
-        for flag, value in zip(cmdline, cmdline[1:], strict=False):
-            if flag == "--listener-url":
-                tail = value.rsplit(":", 1)[-1].rstrip("/")
-                return int(tail) if tail.isdigit() else None
-        return None
-
     def launch(self, port: int, progress: Progress) -> Entry:
         """Run ``tansu broker`` with its listener and advertised address on 127.0.0.1."""
         listener = f"tcp://127.0.0.1:{port}"
@@ -113,7 +105,9 @@ class KafkaComponent(Component):
             return topics, []
         # A throwaway group id: confluent-kafka insists on one, and it never joins or commits.
         consumer = Consumer(
-            client_config(bootstrap, **{"group.id": "souk-stack-status", "enable.auto.commit": False})
+            client_config(
+                bootstrap, **{"group.id": "souk-stack-status", "enable.auto.commit": False}
+            )
         )
         try:
             groups = [

@@ -23,7 +23,7 @@ from psycopg import sql
 from souk.stack import procs
 from souk.stack.base import POSTGRES, Component, Progress, package_dir
 from souk.stack.errors import ServerStartError
-from souk.stack.state import Entry, now_iso
+from souk.stack.state import Entry
 from souk.stack.urls import libpq_url
 
 #: The OS user PostgreSQL runs as when we are root, and the database superuser name.
@@ -145,7 +145,9 @@ class PostgresComponent(Component):
         env["HOME"] = str(self.base_dir)
         return env
 
-    def _run(self, argv: list[str], who: RunAs | None, timeout: float) -> tuple[int, str]:
+    def _run(
+        self, argv: list[str], who: RunAs | None, timeout: float, cwd: Path | None = None
+    ) -> tuple[int, str]:
         """Run a PostgreSQL tool (as ``who``); return its exit code and combined output."""
         kwargs: dict[str, Any] = {}
         if who is not None:
@@ -155,7 +157,7 @@ class PostgresComponent(Component):
             try:
                 result = subprocess.run(
                     argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    cwd=self.base_dir, env=self._env(), timeout=timeout,
+                    cwd=cwd or self.base_dir, env=self._env(), timeout=timeout,
                     start_new_session=True, check=False, **kwargs,
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
@@ -163,10 +165,12 @@ class PostgresComponent(Component):
             out.seek(0)
             return result.returncode, out.read()
 
-    def _check_access(self, who: RunAs) -> None:
-        """Fail early, with the fix, when ``who`` cannot run the binaries or reach the data."""
+    def _check_binaries(self, who: RunAs) -> None:
+        """Fail early, with the fix, when ``who`` cannot run the PostgreSQL binaries."""
         try:
-            code, output = self._run([str(self.binary()), "--version"], who, timeout=30)
+            code, output = self._run(
+                [str(self.binary()), "--version"], who, timeout=30, cwd=Path("/")
+            )
         except PermissionError as error:
             raise ServerStartError(
                 self.name,
@@ -180,6 +184,9 @@ class PostgresComponent(Component):
                 f"user {who.user!r} cannot run {self.binary()} ({' '.join(output.split())}): "
                 f"make the virtualenv readable by all users (chmod -R o+rX on it)",
             )
+
+    def _check_path(self, who: RunAs) -> None:
+        """Fail early, with the fix, when ``who`` cannot reach ``<home>/postgres``."""
         for parent in reversed(self.base_dir.parents):
             if not _can_enter(parent, who):
                 raise ServerStartError(
@@ -231,14 +238,22 @@ class PostgresComponent(Component):
         progress(f"{self.engine}: home path too long for a unix socket; listening on TCP only")
         return ""
 
-    def launch(self, port: int, progress: Progress) -> Entry:
-        """initdb if needed, ``pg_ctl start -w``, wait for ``select 1``, create db ``souk``."""
-        deadline = time.monotonic() + self.start_timeout_s
+    def prepare(self, progress: Progress) -> None:
+        """Check the unprivileged user's access, create the dirs, initdb if the data dir is new."""
+        # Done before the port is picked, so the (slow) initdb does not widen the window in
+        # which another process could take the port we chose.
         who = self.run_as()
         if who is not None:
-            self._check_access(who)
+            self._check_binaries(who)
         self._prepare_dirs(who)
+        if who is not None:
+            self._check_path(who)
         self._initdb(who, progress)
+
+    def launch(self, port: int, progress: Progress) -> Entry:
+        """``pg_ctl start -w`` on ``port``, wait for ``select 1``, create database ``souk``."""
+        deadline = time.monotonic() + self.start_timeout_s
+        who = self.run_as()
         options = [
             "-c", "listen_addresses=127.0.0.1",
             "-c", f"port={port}",
@@ -263,20 +278,13 @@ class PostgresComponent(Component):
         maintenance_url = url.rsplit("/", 1)[0] + "/postgres"
         self.wait_healthy(proc, port, maintenance_url, deadline)
         self._create_database(maintenance_url)
-        return Entry(
-            pid=proc.pid,
-            port=port,
-            url=url,
-            binary=str(self.binary().resolve()),
-            data_dir=str(self.data_dir),
-            log_file=str(self.log_path),
-            started_at=now_iso(),
-            create_time=proc.create_time(),
-        )
+        return self.entry_for(proc, port)
 
     def _create_database(self, maintenance_url: str) -> None:
         """Create database ``souk`` unless it exists."""
-        with psycopg.connect(libpq_url(maintenance_url), connect_timeout=5, autocommit=True) as conn:
+        with psycopg.connect(
+            libpq_url(maintenance_url), connect_timeout=5, autocommit=True
+        ) as conn:
             exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,))
             if exists.fetchone() is None:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE)))
@@ -296,7 +304,15 @@ class PostgresComponent(Component):
         info = self._postmaster_file()
         if info is None:
             return None
-        return procs.matching_process(info[0], str(self.binary()))
+        proc = procs.matching_process(info[0], str(self.binary()))
+        try:
+            # The postmaster chdirs into its data dir: a recycled pid now serving another
+            # home's cluster (same binary) is told apart by its working directory.
+            if proc is None or os.path.realpath(proc.cwd()) != os.path.realpath(self.data_dir):
+                return None
+        except psutil.Error:
+            return None
+        return proc
 
     def recover(self, progress: Progress) -> Entry | None:
         """Adopt a live postmaster of our data dir; remove a stale postmaster.pid."""
@@ -305,35 +321,32 @@ class PostgresComponent(Component):
             return None
         info = self._postmaster_file()
         proc = self._postmaster()
-        ours = info is not None and os.path.realpath(info[1]) == os.path.realpath(self.data_dir)
-        if info is not None and proc is not None and ours and info[2] is not None:
-            pid, _, port = info
+        if info is None or proc is None:
+            why = procs.describe_pid(info[0]) if info is not None else "unreadable"
+            progress(f"{self.engine}: removed a stale postmaster.pid ({why})")
+            pidfile.unlink(missing_ok=True)
+            return None
+        pid, _, port = info
+        try:
+            if port is None:
+                raise ValueError("postmaster.pid names no port")
             url = self.url_for(port)
-            try:
-                self.probe(url, timeout=5)
-            except Exception as error:
-                raise ServerStartError(
-                    self.name,
-                    f"{self.engine} (pid {pid}) runs on {self.data_dir} but does not answer "
-                    f"({' '.join(str(error).split())}): stop it with `souk down` or kill {pid}; "
-                    f"see {self.log_path}",
-                    self.log_path,
-                ) from None
-            progress(f"{self.engine}: adopted the running server (pid {pid}, port {port})")
-            return Entry(
-                pid=pid, port=port, url=url, binary=str(self.binary().resolve()),
-                data_dir=str(self.data_dir), log_file=str(self.log_path),
-                started_at=now_iso(), create_time=proc.create_time(),
-            )  # fmt: skip
-        why = procs.describe_pid(info[0]) if info is not None else "unreadable"
-        progress(f"{self.engine}: removed a stale postmaster.pid ({why})")
-        pidfile.unlink(missing_ok=True)
-        return None
+            self.probe(url, timeout=5)
+        except Exception as error:
+            raise ServerStartError(
+                self.name,
+                f"{self.engine} (pid {pid}) runs on {self.data_dir} but does not answer "
+                f"({' '.join(str(error).split())}): stop it with `souk down` or kill {pid}; "
+                f"see {self.log_path}",
+                self.log_path,
+            ) from None
+        progress(f"{self.engine}: adopted the running server (pid {pid}, port {port})")
+        return self.entry_for(proc, port)
 
-    def stop(self, entry: Entry, proc: psutil.Process) -> list[psutil.Process]:
+    def stop(self, proc: psutil.Process) -> list[psutil.Process]:
         """``pg_ctl stop -m fast``; fall back to SIGINT (fast shutdown) then SIGKILL."""
         family = procs.children_of(proc)
-        data_dir = Path(entry.data_dir) if entry.data_dir else self.data_dir
+        data_dir = self.data_dir
         who = self.run_as()
         code = -1
         if (data_dir / "PG_VERSION").exists():
@@ -352,8 +365,9 @@ class PostgresComponent(Component):
         return [p for p in alive if procs.is_running(p)]
 
     def orphans(self) -> list[psutil.Process]:
-        """None to scan for: a lost postmaster is found through postmaster.pid in recover()."""
-        return []
+        """The live postmaster of our data dir, found through postmaster.pid (backends excluded)."""
+        proc = self._postmaster()
+        return [proc] if proc is not None else []
 
     def purge(self) -> None:
         """Delete ``<home>/postgres`` (data and socket dir) and the log."""

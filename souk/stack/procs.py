@@ -43,8 +43,10 @@ def pick_port(preferred: int, host: str = LOCALHOST, avoid: Iterable[int] = ()) 
         return int(sock.getsockname()[1])
 
 
-def matching_process(pid: int, binary: str, create_time: float | None = None) -> psutil.Process | None:
-    """The live process ``pid`` if it runs ``binary`` (and started at ``create_time``), else None."""
+def matching_process(
+    pid: int, binary: str, create_time: float | None = None
+) -> psutil.Process | None:
+    """Live process ``pid`` if it runs ``binary`` (and started at ``create_time``), else None."""
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -83,6 +85,16 @@ def listens_on(proc: psutil.Process, port: int) -> bool:
     return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)
 
 
+def listening_port(proc: psutil.Process) -> int | None:
+    """The (lowest) TCP port ``proc`` listens on, or None."""
+    try:
+        conns = proc.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    ports = [c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr]
+    return min(ports) if ports else None
+
+
 def spawn_detached(
     argv: list[str], log_path: Path, cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -112,7 +124,7 @@ def exit_code(pid: int) -> int | None:
 def is_running(proc: psutil.Process) -> bool:
     """True when ``proc`` is alive and not a zombie."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -120,7 +132,8 @@ def is_running(proc: psutil.Process) -> bool:
 def children_of(proc: psutil.Process) -> list[psutil.Process]:
     """All descendants of ``proc`` (empty if it is gone)."""
     try:
-        return proc.children(recursive=True)
+        children: list[psutil.Process] = proc.children(recursive=True)
+        return children
     except psutil.Error:
         return []
 

@@ -12,11 +12,11 @@ from souk.settings import Settings
 from souk.stack import procs
 from souk.stack.base import QUIET, Component, Progress, one_line, unreachable
 from souk.stack.endpoints import Endpoints, running_entry
-from souk.stack.errors import StackError, ServerUnreachable
+from souk.stack.errors import ServerStartError, ServerUnreachable, StackError
 from souk.stack.kafka import KafkaComponent
 from souk.stack.postgres import PostgresComponent
 from souk.stack.state import LOCK_FILE, Entry, StateFile
-from souk.stack.status import ComponentStatus
+from souk.stack.status import ComponentStatus, Managed
 from souk.stack.urls import redact_url
 from souk.stack.valkey import ValkeyComponent
 
@@ -103,12 +103,24 @@ class Stack:
             self.state.put(component.name, adopted)
             return adopted.url
 
-        port = procs.pick_port(component.default_port)
-        if port != component.default_port:
-            progress(f"{engine}: port {component.default_port} is in use; using {port} instead")
-        progress(f"{engine}: starting on 127.0.0.1:{port}")
-        started = time.monotonic()
-        entry = component.launch(port, progress)
+        component.prepare(progress)
+        tried: set[int] = set()
+        while True:
+            port = procs.pick_port(component.default_port, avoid=tried)
+            if port != component.default_port and not tried:
+                progress(f"{engine}: port {component.default_port} is in use; using {port} instead")
+            progress(f"{engine}: starting on 127.0.0.1:{port}")
+            started = time.monotonic()
+            try:
+                entry = component.launch(port, progress)
+                break
+            except ServerStartError:
+                # Another process (a parallel test worker, say) grabbed the port between our
+                # check and the server's bind: try the next one, a couple of times.
+                if len(tried) >= 2 or not procs.port_in_use(port):
+                    raise
+                tried.add(port)
+                progress(f"{engine}: port {port} was taken while starting; trying another")
         self.state.put(component.name, entry)
         took = time.monotonic() - started
         progress(f"{engine}: ready at {entry.url} in {took:.1f} s (pid {entry.pid})")
@@ -212,29 +224,27 @@ class Stack:
         return self._probe_status(component, live.url, live, "embedded")
 
     def _probe_status(
-        self, component: Component, url: str, entry: Entry | None, managed: str
+        self, component: Component, url: str, entry: Entry | None, managed: Managed
     ) -> ComponentStatus:
         """Ask the server at ``url`` for its version (and Kafka details)."""
         name, shown = component.name, redact_url(url)
         engine = component.engine if managed == "embedded" else component.info.title
-        kind: "ManagedT" = "embedded" if managed == "embedded" else "external"
         pid = entry.pid if entry is not None else None
         try:
             component.probe(url, timeout=EXTERNAL_TIMEOUT_S)
             version = component.version(url, entry)
         except Exception as error:
-            return ComponentStatus(name, engine, shown, False, None, kind, pid, one_line(error))
-        status = ComponentStatus(name, engine, shown, True, version, kind, pid)
+            return ComponentStatus(name, engine, shown, False, None, managed, pid, one_line(error))
+        status = ComponentStatus(name, engine, shown, True, version, managed, pid)
         if isinstance(component, KafkaComponent):
             try:
                 topics, groups = component.details(url)
             except Exception as error:
                 return ComponentStatus(
-                    name, engine, shown, True, version, kind, pid,
+                    name, engine, shown, True, version, managed, pid,
                     f"could not list topics/groups: {one_line(error)}",
                 )  # fmt: skip
-            status = ComponentStatus(name, engine, shown, True, version, kind, pid, None, topics, groups)
+            status = ComponentStatus(
+                name, engine, shown, True, version, managed, pid, None, topics, groups
+            )
         return status
-
-
-ManagedT = str

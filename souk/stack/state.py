@@ -51,9 +51,9 @@ class Entry:
         return entry
 
 
-def now_iso() -> str:
-    """The current UTC time, ISO-8601 with seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def iso_time(timestamp: float) -> str:
+    """A POSIX timestamp as UTC ISO-8601 with seconds."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 class StateFile:

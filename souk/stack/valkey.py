@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -59,19 +60,12 @@ class ValkeyComponent(Component):
         """``valkey X`` when the server reports valkey_version, else ``redis X``."""
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
         try:
-            info = client.info("server")
+            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
         finally:
             client.close()
         if "valkey_version" in info:
             return f"valkey {info['valkey_version']}"
         return f"redis {info.get('redis_version', '?')}"
-
-    def port_from_cmdline(self, cmdline: list[str]) -> int | None:
-        """The value after ``--port``."""
-        for flag, value in zip(cmdline, cmdline[1:], strict=False):
-            if flag == "--port" and value.isdigit():
-                return int(value)
-        return None
 
     def launch(self, port: int, progress: Progress) -> Entry:
         """Run valkey-server in the foreground of its own session (we own its lifecycle)."""

@@ -8,6 +8,8 @@ that cannot start is an error, never a skip.
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +24,14 @@ from transactional.shared.migrations import upgrade_database
 
 
 @pytest.fixture(scope="session")
-def souk_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def souk_settings() -> Iterator[Settings]:
     """Settings with a private state folder for this test worker."""
-    home: Path = tmp_path_factory.mktemp("souk-home")
-    return Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+    # Not under pytest's tmp_path: that is mode 700, and the embedded PostgreSQL runs as an
+    # unprivileged user when the tests run as root, so it must be able to traverse the path.
+    home = Path(tempfile.mkdtemp(prefix="souk-test-"))
+    home.chmod(0o711)
+    yield Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

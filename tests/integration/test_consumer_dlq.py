@@ -8,7 +8,7 @@ import time
 import msgspec
 import pytest
 from confluent_kafka import Consumer
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, dlq_topic, topic_for
@@ -36,7 +36,9 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
         REGISTRY.new_event(
             "stock.adjusted",
             {"sku": "sku-1", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-            aggregate_id="sku-1", region=region)
+            aggregate_id="sku-1",
+            region=region,
+        )
         for n in range(1, 21)
     ]
     poison = envelopes[6]
@@ -45,17 +47,24 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
     Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka)).drain()
 
-    applied: list[int] = []
-    attempts = {"poison": 0}
+    with engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)"))
 
     def handle(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
         if envelope.event_id == poison.event_id:
-            attempts["poison"] += 1
             raise RuntimeError("warehouse wh_1 is not configured")
-        applied.append(payload.on_hand_after)  # type: ignore[attr-defined]
+        tx.execute(text("INSERT INTO dlq_test_applied (region, n) VALUES (:r, :n)"),
+                   {"r": region, "n": payload.on_hand_after})  # type: ignore[attr-defined]
 
-    processor = MessageProcessor(f"dlq-test-{region}", handle, PostgresInbox(engine),
-                                 KafkaEventPublisher(kafka), max_attempts=4, backoff_s=0.01)
+    processor = MessageProcessor(
+        f"dlq-test-{region}",
+        handle,
+        PostgresInbox(engine),
+        KafkaEventPublisher(kafka),
+        max_attempts=4,
+        backoff_s=0.01,
+    )
     consumer = KafkaEventConsumer(processor, [topic], kafka)
     stop = threading.Event()
     thread = threading.Thread(target=consumer.run, kwargs={"stop": stop, "max_messages": 20})
@@ -64,7 +73,10 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     stop.set()
     consumer.close()
 
-    assert attempts["poison"] == 4
+    with engine.connect() as connection:
+        applied = connection.execute(text(
+            "SELECT n FROM dlq_test_applied WHERE region = :r ORDER BY seq"), {"r": region}
+        ).scalars().all()
     assert applied == [n for n in range(1, 21) if n != 7]
     assert processor.stats.dead_lettered == 1
 

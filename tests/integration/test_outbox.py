@@ -30,9 +30,13 @@ def domain_table(engine: Engine) -> str:
 
 def bad_envelope(region: str, **changes: object) -> Envelope:
     fields: dict[str, object] = {
-        "event_id": uuid7(), "event_type": "stock.adjusted", "schema_version": 1,
+        "event_id": uuid7(),
+        "event_type": "stock.adjusted",
+        "schema_version": 1,
         "occurred_at": datetime.now(UTC),
-        "aggregate_type": "stock", "aggregate_id": "s", "region": region,
+        "aggregate_type": "stock",
+        "aggregate_id": "s",
+        "region": region,
         "payload": {"sku": "s", "warehouse_id": "w", "delta": "lots", "on_hand_after": 1},
     }
     fields.update(changes)
@@ -47,8 +51,12 @@ def bad_envelope(region: str, **changes: object) -> Envelope:
     ],
 )
 def test_invalid_event_rolls_back_the_domain_change(
-    engine: Engine, domain_table: str, region: str, changes: dict[str, object],
-    error: type[Exception], message: str,
+    engine: Engine,
+    domain_table: str,
+    region: str,
+    changes: dict[str, object],
+    error: type[Exception],
+    message: str,
 ) -> None:
     before = count(engine, "SELECT count(*) FROM outbox")
     with pytest.raises(error, match=message), engine.begin() as connection:
@@ -58,19 +66,27 @@ def test_invalid_event_rolls_back_the_domain_change(
     assert count(engine, "SELECT count(*) FROM outbox") == before
 
 
-def test_valid_events_commit_with_the_change(engine: Engine, domain_table: str,
-                                             region: str) -> None:
+def test_valid_events_commit_with_the_change(
+    engine: Engine, domain_table: str, region: str
+) -> None:
     event = REGISTRY.new_event(
-        "stock.adjusted", {"sku": "s", "warehouse_id": "w", "delta": 3, "on_hand_after": 3},
-        aggregate_id="s", region=region)
+        "stock.adjusted",
+        {"sku": "s", "warehouse_id": "w", "delta": 3, "on_hand_after": 3},
+        aggregate_id="s",
+        region=region,
+    )
     with engine.begin() as connection:
         connection.execute(text(f"INSERT INTO {domain_table} VALUES (:id)"), {"id": region})
         Outbox().add(connection, [event])
     assert count(engine, "SELECT count(*) FROM outbox WHERE event_id = :e", e=event.event_id) == 1
     with engine.connect() as connection:
-        row = connection.execute(text(
-            "SELECT topic, message_key, headers->>'event_type' AS t FROM outbox "
-            "WHERE event_id = :e"), {"e": event.event_id}).one()
-    assert (row.topic, row.message_key, row.t) == (f"{region}.inventory.v1", "s", "stock.adjusted")
+        row = connection.execute(
+            text(
+                "SELECT topic, message_key, headers->>'event_type' AS header_type FROM outbox "
+                "WHERE event_id = :e"
+            ),
+            {"e": event.event_id},
+        ).one()
+    assert (row.topic, row.message_key, row.header_type) == (f"{region}.inventory.v1", "s", "stock.adjusted")
     with engine.begin() as connection:  # its topic does not exist: keep it from the relay
         connection.execute(text("DELETE FROM outbox WHERE event_id = :e"), {"e": event.event_id})

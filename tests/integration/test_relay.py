@@ -43,14 +43,19 @@ def relay_process(endpoints: Endpoints, settings: Settings) -> subprocess.Popen[
     )
     return subprocess.Popen(
         [sys.executable, "-m", "souk", "relay", "--log-level", "WARNING"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
 def published(engine: Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(
-            text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")).scalar_one())
+        return int(
+            connection.execute(
+                text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+            ).scalar_one()
+        )
 
 
 def write_events(engine: Engine, region: str, writer: int, count: int) -> None:
@@ -67,50 +72,78 @@ def write_events(engine: Engine, region: str, writer: int, count: int) -> None:
             skus = sorted({f"sku-{(rng_state + i * 37) % AGGREGATES:03d}" for i in range(batch)})
             for sku in skus:
                 n = connection.execute(
-                    text("UPDATE relay_test_counter SET n = n + 1 WHERE region = :r AND sku = :s "
-                         "RETURNING n"), {"r": region, "s": sku}).scalar_one()
-                envelopes.append(REGISTRY.new_event(
-                    "stock.adjusted",
-                    {"sku": sku, "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-                    aggregate_id=sku, region=region))
+                    text(
+                        "UPDATE relay_test_counter SET n = n + 1 WHERE region = :r AND sku = :s "
+                        "RETURNING n"
+                    ),
+                    {"r": region, "s": sku},
+                ).scalar_one()
+                envelopes.append(
+                    REGISTRY.new_event(
+                        "stock.adjusted",
+                        {"sku": sku, "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
+                        aggregate_id=sku,
+                        region=region,
+                    )
+                )
             outbox.add(connection, envelopes)
         written += len(skus)
 
 
 def test_relay_killed_three_times_loses_nothing_and_keeps_order(
-    endpoints: Endpoints, souk_settings: Settings, engine: Engine, region: str,
+    endpoints: Endpoints,
+    souk_settings: Settings,
+    engine: Engine,
+    region: str,
     clean_outbox: None,
 ) -> None:
     topic = topic_for("inventory", region)
     create_topics(endpoints.kafka_bootstrap, [topic, topic + ".dlq"], partitions=4)
     with engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TABLE IF NOT EXISTS relay_test_counter "
-            "(region text, sku text, n int NOT NULL, PRIMARY KEY (region, sku))"))
-        connection.execute(text(
-            "CREATE TABLE IF NOT EXISTS relay_test_applied (seq bigserial PRIMARY KEY, "
-            "region text, event_id uuid, sku text, n int)"))
+        connection.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS relay_test_counter "
+                "(region text, sku text, n int NOT NULL, PRIMARY KEY (region, sku))"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS relay_test_applied (seq bigserial PRIMARY KEY, "
+                "region text, event_id uuid, sku text, n int)"
+            )
+        )
         connection.execute(
             text("INSERT INTO relay_test_counter VALUES (:r, :s, 0)"),
-            [{"r": region, "s": f"sku-{i:03d}"} for i in range(AGGREGATES)])
+            [{"r": region, "s": f"sku-{i:03d}"} for i in range(AGGREGATES)],
+        )
 
     def apply(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
-        tx.execute(text("INSERT INTO relay_test_applied (region, event_id, sku, n) "
-                        "VALUES (:r, :e, :s, :n)"),
-                   {"r": region, "e": envelope.event_id, "s": envelope.aggregate_id,
-                    "n": payload.on_hand_after})  # type: ignore[attr-defined]
+        tx.execute(
+            text(
+                "INSERT INTO relay_test_applied (region, event_id, sku, n) VALUES (:r, :e, :s, :n)"
+            ),
+            {
+                "r": region,
+                "e": envelope.event_id,
+                "s": envelope.aggregate_id,
+                "n": payload.on_hand_after,
+            },
+        )  # type: ignore[attr-defined]
 
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap, session_timeout_ms=6000)
-    processor = MessageProcessor(f"relay-test-{region}", apply, PostgresInbox(engine),
-                                 KafkaEventPublisher(kafka))
+    processor = MessageProcessor(
+        f"relay-test-{region}", apply, PostgresInbox(engine), KafkaEventPublisher(kafka)
+    )
     consumer = KafkaEventConsumer(processor, [topic], kafka)
     stop_consumer = threading.Event()
     consumer_thread = threading.Thread(target=consumer.run, kwargs={"stop": stop_consumer})
     consumer_thread.start()
 
     base = published(engine)
-    writers = [threading.Thread(target=write_events, args=(engine, region, w, EVENTS // WRITERS))
-               for w in range(WRITERS)]
+    writers = [
+        threading.Thread(target=write_events, args=(engine, region, w, EVENTS // WRITERS))
+        for w in range(WRITERS)
+    ]
     for thread in writers:
         thread.start()
     relay = relay_process(endpoints, souk_settings)
@@ -131,9 +164,9 @@ def test_relay_killed_three_times_loses_nothing_and_keeps_order(
 
         def applied_count() -> Any:
             with engine.connect() as connection:
-                return connection.execute(text(
-                    "SELECT count(*) FROM relay_test_applied WHERE region = :r"),
-                    {"r": region}).scalar_one()
+                return connection.execute(
+                    text("SELECT count(*) FROM relay_test_applied WHERE region = :r"), {"r": region}
+                ).scalar_one()
 
         while applied_count() < EVENTS and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -146,11 +179,13 @@ def test_relay_killed_three_times_loses_nothing_and_keeps_order(
 
     assert kills == 3
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "SELECT event_id, sku, n FROM relay_test_applied WHERE region = :r ORDER BY seq"),
-            {"r": region}).all()
-        pending = connection.execute(text(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+        rows = connection.execute(
+            text("SELECT event_id, sku, n FROM relay_test_applied WHERE region = :r ORDER BY seq"),
+            {"r": region},
+        ).all()
+        pending = connection.execute(
+            text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        ).scalar_one()
     assert len(rows) == EVENTS, f"{EVENTS - len(rows)} events never arrived"
     assert len({row.event_id for row in rows}) == EVENTS, "an event was applied twice"
     sequence: dict[str, list[int]] = defaultdict(list)

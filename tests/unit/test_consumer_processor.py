@@ -30,18 +30,26 @@ def user_registered(n: int = 1) -> Envelope:
 
 def incoming(envelope: Envelope, offset: int = 0) -> IncomingMessage:
     return IncomingMessage(
-        topic="eu.customers.v1", partition=0, offset=offset, key=envelope.aggregate_id,
+        topic="eu.customers.v1",
+        partition=0,
+        offset=offset,
+        key=envelope.aggregate_id,
         value=REGISTRY.encode(envelope),
     )
 
 
-def make(handler: Any, dlq: FakePublisher | None = None, attempts: int = 3) -> tuple[
-    MessageProcessor, FakeInbox, FakePublisher, list[float]
-]:
+def make(
+    handler: Any, dlq: FakePublisher | None = None, attempts: int = 3
+) -> tuple[MessageProcessor, FakeInbox, FakePublisher, list[float]]:
     sleeps: list[float] = []
     inbox, dead = FakeInbox(), dlq or FakePublisher()
     processor = MessageProcessor(
-        "test-consumer", handler, inbox, dead, max_attempts=attempts, backoff_s=0.1,
+        "test-consumer",
+        handler,
+        inbox,
+        dead,
+        max_attempts=attempts,
+        backoff_s=0.1,
         sleep=sleeps.append,
     )
     return processor, inbox, dead, sleeps
@@ -49,7 +57,7 @@ def make(handler: Any, dlq: FakePublisher | None = None, attempts: int = 3) -> t
 
 def test_applies_each_event_once() -> None:
     seen: list[str] = []
-    processor, inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
+    processor, _inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
     event = user_registered()
     assert processor.process(incoming(event)) is Outcome.APPLIED
     assert processor.process(incoming(event, offset=7)) is Outcome.DUPLICATE
@@ -118,3 +126,41 @@ def test_failing_dead_letter_publish_raises_so_the_offset_is_not_committed() -> 
     processor, _inbox, _dead, _ = make(broken, dlq=dlq, attempts=1)
     with pytest.raises(PublishFailed, match="could not dead-letter"):
         processor.process(incoming(user_registered()))
+
+
+def test_a_batch_applies_in_order_and_drops_redelivered_copies() -> None:
+    seen: list[str] = []
+    processor, inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
+    events = [user_registered(n) for n in range(1, 5)]
+    batch = [incoming(e, offset=i) for i, e in enumerate(events)] + [incoming(events[1], 9)]
+    outcomes = processor.process_many(batch)
+    assert outcomes == [Outcome.APPLIED] * 4 + [Outcome.DUPLICATE]
+    assert seen == ["cus_1", "cus_2", "cus_3", "cus_4"]
+
+
+def test_a_failing_batch_falls_back_to_one_at_a_time() -> None:
+    applied: list[str] = []
+
+    def handle(env: Envelope, payload: Any, tx: Any) -> None:
+        if payload.customer_id == "cus_3":
+            raise ValueError("poison")
+        applied.append(payload.customer_id)
+
+    processor, inbox, dead, _ = make(handle, attempts=2)
+    events = [user_registered(n) for n in range(1, 6)]
+    outcomes = processor.process_many([incoming(e, i) for i, e in enumerate(events)])
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.DEAD_LETTERED,
+                        Outcome.APPLIED, Outcome.APPLIED]
+    assert {key[1] for key in inbox.applied} == {e.event_id for e in events} - {events[2].event_id}
+    assert [m.headers["dlq.attempts"] for m in dead.sent] == ["2"]
+    # Effects outside the transaction run again on the fallback pass: handlers keep effects in it.
+    assert applied[-4:] == ["cus_1", "cus_2", "cus_4", "cus_5"]
+
+
+def test_an_undecodable_message_in_a_batch_is_dead_lettered_alone() -> None:
+    processor, _inbox, dead, _ = make(lambda env, payload, tx: None)
+    good = [incoming(user_registered(n), n) for n in (1, 2)]
+    bad = IncomingMessage(topic="eu.customers.v1", partition=0, offset=5, key="x", value=b"[]")
+    outcomes = processor.process_many([good[0], bad, good[1]])
+    assert outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.APPLIED]
+    assert len(dead.sent) == 1

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, SchemaError, SchemaRegistry, dlq_topic
 from transactional.shared.errors import PublishFailed
-from transactional.shared.inbox import Inbox
+from transactional.shared.inbox import Effect, Inbox
 from transactional.shared.kafka import KafkaClientSettings, consumer_config
 from transactional.shared.ports import EventPublisher, OutgoingMessage
 
@@ -114,7 +114,7 @@ class MessageProcessor:
             attempt += 1
             try:
                 applied = self._inbox.apply_once(
-                    self.name, envelope, lambda tx: self._handler(envelope, payload, tx)
+                    self.name, envelope, self._effect(envelope, payload)
                 )
             except Exception as exc:
                 if attempt >= self._max_attempts:
@@ -138,6 +138,35 @@ class MessageProcessor:
             break
         self.stats.count(outcome)
         return outcome
+
+    def process_many(self, messages: Sequence[IncomingMessage]) -> list[Outcome]:
+        """Handle a batch in one transaction; if anything in it fails, go one message at a time.
+
+        A failed batch rolls back as a whole, so handlers must keep their effects inside the
+        transaction (or be idempotent): the one-at-a-time pass runs them again.
+        """
+        if len(messages) <= 1:
+            return [self.process(message) for message in messages]
+        items = []
+        for message in messages:
+            try:
+                envelope = self._registry.decode(message.value)
+                payload = self._registry.validate(envelope)
+            except SchemaError:
+                return [self.process(message) for message in messages]
+            items.append((envelope, self._effect(envelope, payload)))
+        try:
+            ran = self._inbox.apply_many(self.name, items)
+        except Exception as exc:
+            log.info("%s: batch of %d failed (%s); one at a time", self.name, len(items), exc)
+            return [self.process(message) for message in messages]
+        outcomes = [Outcome.APPLIED if applied else Outcome.DUPLICATE for applied in ran]
+        for outcome in outcomes:
+            self.stats.count(outcome)
+        return outcomes
+
+    def _effect(self, envelope: Envelope, payload: msgspec.Struct) -> Effect:
+        return lambda tx: self._handler(envelope, payload, tx)
 
     def _dead_letter(self, message: IncomingMessage, exc: BaseException, attempts: int) -> Outcome:
         headers = dict(message.headers)
@@ -183,7 +212,8 @@ class MessageProcessor:
 
 
 def _incoming(message: Message) -> IncomingMessage:
-    raw_headers: Sequence[tuple[str, bytes | None]] = message.headers() or []
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
     key = message.key()
     return IncomingMessage(
         topic=message.topic() or "",
@@ -191,7 +221,10 @@ def _incoming(message: Message) -> IncomingMessage:
         offset=message.offset() or 0,
         key=key.decode() if isinstance(key, bytes) else key,
         value=message.value() or b"",
-        headers={name: (value or b"").decode(errors="replace") for name, value in raw_headers},
+        headers={
+            name: value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+            for name, value in pairs
+        },
     )
 
 
@@ -204,30 +237,36 @@ class KafkaEventConsumer:
         topics: Sequence[str],
         kafka: KafkaClientSettings,
         *,
-        commit_every: int = 200,
+        batch_size: int = 200,
         commit_interval_s: float = 1.0,
         **overrides: Any,
     ) -> None:
         self.processor = processor
         self._topics = list(topics)
         self._consumer = Consumer(consumer_config(kafka, processor.name, **overrides))
-        self._commit_every = commit_every
+        self._batch_size = batch_size
         self._commit_interval_s = commit_interval_s
         self._uncommitted = 0
         self._last_commit = time.monotonic()
         self._subscribed = False
+        self.assigned = threading.Event()  # set once the group gave us partitions
 
     def _subscribe(self) -> None:
         if not self._subscribed:
-            self._consumer.subscribe(self._topics, on_revoke=self._on_revoke)
+            self._consumer.subscribe(
+                self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
             self._subscribed = True
+
+    def _on_assign(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         # Hand over what we processed so the next owner starts after it.
         self._commit(force=True)
 
     def _commit(self, *, force: bool = False) -> None:
-        due = self._uncommitted >= self._commit_every or (
+        due = self._uncommitted >= self._batch_size or (
             time.monotonic() - self._last_commit >= self._commit_interval_s
         )
         if self._uncommitted and (force or due):
@@ -238,22 +277,20 @@ class KafkaEventConsumer:
             self._uncommitted = 0
             self._last_commit = time.monotonic()
 
-    def poll_once(self, timeout_s: float = 0.5) -> Outcome | None:
-        """Process at most one message; None when nothing arrived."""
+    def poll_once(self, timeout_s: float = 0.5) -> list[Outcome]:
+        """Process what arrives within ``timeout_s`` (up to a batch); empty when nothing did."""
         self._subscribe()
-        message = self._consumer.poll(timeout_s)
-        if message is None:
-            self._commit()
-            return None
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+        batch: list[IncomingMessage] = []
+        for message in self._consumer.consume(self._batch_size, timeout_s):
+            error = message.error()
+            if error is None:
+                batch.append(_incoming(message))
+            elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("%s: consumer error: %s", self.processor.name, error)
-            return None
-        outcome = self.processor.process(_incoming(message))
-        self._uncommitted += 1
+        outcomes = self.processor.process_many(batch)
+        self._uncommitted += len(outcomes)
         self._commit()
-        return outcome
+        return outcomes
 
     def run(
         self,
@@ -268,11 +305,12 @@ class KafkaEventConsumer:
         while stop is None or not stop.is_set():
             if max_messages is not None and handled >= max_messages:
                 break
-            if self.poll_once() is None:
+            outcomes = self.poll_once()
+            if not outcomes:
                 if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
                     break
                 continue
-            handled += 1
+            handled += len(outcomes)
             idle_since = time.monotonic()
         self._commit(force=True)
         return self.processor.stats

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 
-T = TypeVar("T")
+Effect = Callable[[Connection], None]
 
 _CLAIM = text(
     "INSERT INTO inbox (consumer, event_id, event_type) VALUES (:consumer, :event_id, :event_type) "
     "ON CONFLICT DO NOTHING"
+)
+_CLAIM_MANY = text(
+    "INSERT INTO inbox (consumer, event_id, event_type) "
+    "SELECT :consumer, e, t FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS x(e, t) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
 )
 
 
 class Inbox(Protocol):
     """Runs a handler at most once per (consumer, event id), atomically with its effects."""
 
-    def apply_once(
-        self, consumer: str, envelope: Envelope, effect: Callable[[Connection], None]
-    ) -> bool:
+    def apply_once(self, consumer: str, envelope: Envelope, effect: Effect) -> bool:
         """Run ``effect`` unless this consumer already applied the event; True when it ran."""
+        ...
+
+    def apply_many(self, consumer: str, items: Sequence[tuple[Envelope, Effect]]) -> list[bool]:
+        """Apply a batch in order in one transaction; all or nothing. Per item: True if it ran."""
         ...
 
 
@@ -33,9 +40,7 @@ class PostgresInbox:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def apply_once(
-        self, consumer: str, envelope: Envelope, effect: Callable[[Connection], None]
-    ) -> bool:
+    def apply_once(self, consumer: str, envelope: Envelope, effect: Effect) -> bool:
         """Claim the event id and run the effect in one transaction."""
         with self._engine.begin() as connection:
             claimed = connection.execute(
@@ -50,3 +55,29 @@ class PostgresInbox:
                 return False
             effect(connection)
             return True
+
+    def apply_many(self, consumer: str, items: Sequence[tuple[Envelope, Effect]]) -> list[bool]:
+        """Claim all ids with one statement, run the new effects in order, commit once."""
+        if not items:
+            return []
+        with self._engine.begin() as connection:
+            claimed = set(
+                connection.execute(
+                    _CLAIM_MANY,
+                    {
+                        "consumer": consumer,
+                        "ids": [envelope.event_id for envelope, _ in items],
+                        "types": [envelope.event_type for envelope, _ in items],
+                    },
+                ).scalars()
+            )
+            ran: list[bool] = []
+            for envelope, effect in items:
+                # A batch may hold a redelivered copy of an event: only the first copy runs.
+                if envelope.event_id in claimed:
+                    claimed.discard(envelope.event_id)
+                    effect(connection)
+                    ran.append(True)
+                else:
+                    ran.append(False)
+            return ran

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from transactional.shared.errors import BrokerUnavailable
 from transactional.shared.ports import DeliveryCallback, OutgoingMessage
+
+
+class _DropExperimentalWarning(logging.Filter):
+    """librdkafka warns at every start that the gapless guarantee is experimental; we know."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "enable.gapless.guarantee is experimental" not in record.getMessage()
+
+
+_LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+_LIBRDKAFKA_LOG.addFilter(_DropExperimentalWarning())
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +47,10 @@ def producer_config(kafka: KafkaClientSettings, **overrides: Any) -> dict[str, A
         "acks": "all",
         "linger.ms": 5,
         "batch.num.messages": 10000,
-        "message.timeout.ms": 30000,
+        # Never time a message out: the gapless guarantee does not cover timeouts, and a timed
+        # out message followed by a delivered one of the same key would reorder the aggregate.
+        # Undelivered messages stay queued in order; the relay just does not mark them yet.
+        "message.timeout.ms": 0,
     }
     config.update(overrides)
     return config
@@ -62,14 +77,14 @@ class KafkaEventPublisher:
 
     def __init__(self, kafka: KafkaClientSettings, **overrides: Any) -> None:
         self._config = producer_config(kafka, **overrides)
-        self._producer = Producer(self._config)
+        self._producer = Producer(self._config, logger=_LIBRDKAFKA_LOG)
         self._fatal = False
 
     def publish(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
         """Queue one message; the callback fires from ``flush``/``poll``."""
         if self._fatal:
             # A fatal producer cannot send again; a new one gets a new producer id and epoch.
-            self._producer = Producer(self._config)
+            self._producer = Producer(self._config, logger=_LIBRDKAFKA_LOG)
             self._fatal = False
 
         def report(err: KafkaError | None, _msg: Message) -> None:
@@ -77,7 +92,9 @@ class KafkaEventPublisher:
                 self._fatal = True
             on_delivery(message, None if err is None else str(err))
 
-        headers = [(name, value.encode()) for name, value in message.headers.items()]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (name, value.encode()) for name, value in message.headers.items()
+        ]
         while True:
             try:
                 self._producer.produce(

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, SchemaRegistry, topic_for
 from transactional.shared.db import libpq_dsn
 from transactional.shared.ports import OutboxRecord
+
+if TYPE_CHECKING:  # only for annotations: the async path needs greenlet at run time
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _LOCK_KEYS = text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
@@ -123,7 +125,8 @@ class PostgresOutboxStore:
         """Stamp the rows as published."""
         if ids:
             self._conn.execute(
-                "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)", (list(ids),)
+                "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)",
+                (list(ids),),
             )
 
     def purge_published(self, older_than_hours: float) -> int:
@@ -136,7 +139,9 @@ class PostgresOutboxStore:
 
     def pending_count(self) -> int:
         """How many rows still wait for the relay."""
-        row = self._conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+        row = self._conn.execute(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transactional.shared.ports import EventPublisher, OutboxRecord, OutboxStore, OutgoingMessage
 
@@ -20,11 +20,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What one relay pass did."""
+    """What one relay pass did: rows fetched, newly marked published, failed, still in flight."""
 
     fetched: int
     published: int
     failed: int
+    in_flight: int = 0
+
+
+@dataclass
+class _Batch:
+    records: Sequence[OutboxRecord]
+    results: dict[int, str | None] = field(default_factory=dict)
+    marked: int = 0
 
 
 class Relay:
@@ -36,39 +44,50 @@ class Relay:
         publisher: EventPublisher,
         *,
         batch_size: int = 500,
-        flush_timeout_s: float = 30.0,
+        flush_timeout_s: float = 1.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._batch_size = batch_size
         self._flush_timeout_s = flush_timeout_s
+        self._batch: _Batch | None = None
 
     def relay_once(self) -> BatchResult:
-        """Publish one batch and mark the delivered prefix; return the counts."""
-        records = self._store.fetch_unpublished(self._batch_size)
-        if not records:
-            return BatchResult(0, 0, 0)
-        errors: dict[int, str | None] = {}
+        """Publish a batch (or keep waiting for the one in flight) and mark the confirmed prefix."""
+        if self._batch is None:
+            records = self._store.fetch_unpublished(self._batch_size)
+            if not records:
+                return BatchResult(0, 0, 0)
+            batch = self._batch = _Batch(records)
 
-        def on_delivery(message: OutgoingMessage, error: str | None) -> None:
-            errors[message.ref] = error
+            def on_delivery(message: OutgoingMessage, error: str | None) -> None:
+                batch.results[message.ref] = error
 
-        for record in records:
-            self._publisher.publish(_to_message(record), on_delivery)
-        self._publisher.flush(self._flush_timeout_s)
-        delivered = _delivered_prefix(records, errors)
-        self._store.mark_published(delivered)
-        failed = len(records) - len(delivered)
-        if failed:
-            first = records[len(delivered)]
-            log.warning(
-                "relay: %d of %d not confirmed, first outbox id %d: %s",
-                failed,
-                len(records),
-                first.id,
-                errors.get(first.id, "no delivery report before the flush timeout"),
-            )
-        return BatchResult(len(records), len(delivered), failed)
+            for record in records:
+                self._publisher.publish(_to_message(record), on_delivery)
+        batch = self._batch
+        # Undelivered messages stay queued in order; refetching them now would only pile up
+        # duplicates behind them, so a batch is kept until every message has a report.
+        in_flight = self._publisher.flush(self._flush_timeout_s)
+        delivered = _delivered_prefix(batch.records, batch.results)
+        newly = delivered[batch.marked :]
+        self._store.mark_published(newly)
+        batch.marked = len(delivered)
+        failed = sum(1 for error in batch.results.values() if error is not None)
+        if in_flight == 0:
+            self._batch = None
+            if failed:
+                first = batch.records[len(delivered)]
+                log.warning(
+                    "relay: %d of %d failed, republishing from outbox id %d: %s",
+                    len(batch.records) - len(delivered),
+                    len(batch.records),
+                    first.id,
+                    batch.results.get(first.id),
+                )
+        elif batch.marked < len(batch.records):
+            log.info("relay: %d messages still waiting for the broker", in_flight)
+        return BatchResult(len(batch.records), len(newly), failed, in_flight)
 
     def run(
         self,
@@ -87,9 +106,11 @@ class Relay:
             result = self.relay_once()
             if on_batch is not None and result.fetched:
                 on_batch(result)
-            if result.failed:
+            if result.failed and not result.in_flight:
                 backoff = min(max_backoff_s, backoff * 2)
                 stop.wait(backoff)
+            elif result.in_flight:
+                continue  # relay_once already waited in flush
             elif result.fetched < self._batch_size:
                 backoff = poll_interval_s
                 stop.wait(poll_interval_s)
@@ -106,14 +127,18 @@ class Relay:
             total += result.published
             if result.fetched == 0:
                 return total
-            if result.failed:
+            if result.failed and not result.in_flight:
                 time.sleep(0.5)
         return total
 
 
 def _to_message(record: OutboxRecord) -> OutgoingMessage:
     return OutgoingMessage(
-        topic=record.topic, key=record.key, value=record.value, headers=record.headers, ref=record.id
+        topic=record.topic,
+        key=record.key,
+        value=record.value,
+        headers=record.headers,
+        ref=record.id,
     )
 
 

@@ -1,0 +1,159 @@
+"""`souk up`, `souk down`, `souk status`: Typer command functions the main CLI mounts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from souk.settings import Settings, get_settings
+from souk.stack.endpoints import Endpoints
+from souk.stack.errors import StackError
+from souk.stack.stack import Stack
+from souk.stack.status import ComponentStatus, statuses_to_json
+from souk.stack.urls import redact_url
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(error: StackError) -> NoReturn:
+    """Print the error's one-line message in red and exit 1 (no traceback)."""
+    err_console.print(error.message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _start_components(stack: Stack) -> Endpoints:
+    """Bring each component up under its own spinner; keep every step message on screen."""
+    urls: dict[str, str] = {}
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        for name in stack.component_names:
+            task = progress.add_task(f"{name}: starting", total=1)
+
+            def report(message: str, task_id: TaskID = task) -> None:
+                progress.update(task_id, description=message)
+                progress.console.print(
+                    f"  {message}", markup=False, highlight=False, soft_wrap=True
+                )
+
+            urls[name] = stack.up_component(name, on_progress=report)
+            progress.update(task, completed=1)
+    return Endpoints(urls["postgres"], urls["redis"], urls["kafka"])
+
+
+def _run_hooks(settings: Settings, endpoints: Endpoints) -> None:
+    """Migrate the database and create the Kafka topics (both hooks are owned by the lead)."""
+    # Imported here: they pull in Alembic and the schema registry, which status/down never need.
+    from souk.topics import ensure_topics
+    from transactional.shared.migrations import upgrade_database
+
+    with console.status("Migrating the database"):
+        upgrade_database(endpoints.database_url)
+    console.print("  database migrated")
+    with console.status("Creating Kafka topics"):
+        ensure_topics(settings, endpoints.kafka_bootstrap)
+    console.print("  topics ensured")
+
+
+def up() -> None:
+    """Start (or reuse) PostgreSQL, Redis and Kafka, migrate, create topics, show endpoints."""
+    settings = get_settings()
+    stack = Stack(settings)
+    try:
+        endpoints = _start_components(stack)
+        _run_hooks(settings, endpoints)
+    except StackError as error:
+        _fail(error)
+    table = Table(title=f"Souk stack ({settings.state_dir})")
+    table.add_column("Component")
+    table.add_column("Setting")
+    table.add_column("Endpoint", overflow="fold")
+    for label, setting, value in (
+        ("PostgreSQL", "SOUK_DATABASE_URL", endpoints.database_url),
+        ("Redis", "SOUK_REDIS_URL", endpoints.redis_url),
+        ("Kafka", "SOUK_KAFKA_BOOTSTRAP", endpoints.kafka_bootstrap),
+    ):
+        table.add_row(label, setting, redact_url(value))
+    console.print(table)
+
+
+def down(
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also delete the embedded servers' data and logs.")
+    ] = False,
+) -> None:
+    """Stop the servers `souk up` started (never external ones)."""
+    settings = get_settings()
+    try:
+        stopped = Stack(settings).down(purge=purge)
+    except StackError as error:
+        _fail(error)
+    if stopped:
+        console.print(f"stopped: {', '.join(stopped)}")
+    else:
+        console.print("nothing of ours was running")
+    if purge:
+        console.print(f"deleted the embedded servers' data and logs under {settings.state_dir}")
+
+
+def _status_table(statuses: list[ComponentStatus]) -> Table:
+    """One row per component."""
+    table = Table(title="Souk stack")
+    for column in ("Component", "Managed", "State", "Version"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("URL", overflow="fold")
+    for s in statuses:
+        state = "[green]up[/green]" if s.up else "[red]down[/red]"
+        table.add_row(s.name, s.managed, state, s.version or s.engine, s.url or "-")
+    return table
+
+
+def _kafka_tables(status: ComponentStatus) -> list[Table]:
+    """Topics and consumer-group offsets of the Kafka component (empty tables left out)."""
+    topics = Table(title="Kafka topics")
+    topics.add_column("Topic")
+    topics.add_column("Partitions", justify="right")
+    for topic in status.topics:
+        topics.add_row(topic.name, str(topic.partitions))
+    groups = Table(title="Consumer groups (lag as the broker reports it)")
+    for column in ("Group", "State", "Topic", "Committed", "Lag"):
+        groups.add_column(column)
+    for group in status.consumer_groups:
+        for offsets in group.topics or []:
+            committed = ", ".join(
+                f"{p.partition}:{'-' if p.committed is None else p.committed}"
+                for p in offsets.partitions
+            )
+            lag = "-" if offsets.lag is None else str(offsets.lag)
+            groups.add_row(group.group_id, group.state, offsets.topic, committed, lag)
+        if not group.topics:
+            groups.add_row(group.group_id, group.state, "-", "-", "-")
+    return [t for t in (topics, groups) if t.row_count]
+
+
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
+) -> None:
+    """Show each component's URL, state and version; exit 1 if any is down."""
+    try:
+        statuses = Stack(get_settings()).status()
+    except StackError as error:
+        _fail(error)
+    if json_output:
+        typer.echo(json.dumps(statuses_to_json(statuses), indent=2))
+    else:
+        console.print(_status_table(statuses))
+        for s in statuses:
+            if s.error:
+                colour = "yellow" if s.up else "red"
+                console.print(f"{s.name}: {s.error}", style=colour, markup=False, highlight=False)
+            if s.name == "kafka" and s.up:
+                for table in _kafka_tables(s):
+                    console.print(table)
+    if not all(s.up for s in statuses):
+        raise typer.Exit(1)
