@@ -48,14 +48,17 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka)).drain()
 
     with engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)"))
+        connection.execute(
+            text("CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)")
+        )
 
     def handle(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
         if envelope.event_id == poison.event_id:
             raise RuntimeError("warehouse wh_1 is not configured")
-        tx.execute(text("INSERT INTO dlq_test_applied (region, n) VALUES (:r, :n)"),
-                   {"r": region, "n": payload.on_hand_after})  # type: ignore[attr-defined]
+        tx.execute(
+            text("INSERT INTO dlq_test_applied (region, n) VALUES (:r, :n)"),
+            {"r": region, "n": payload.on_hand_after},
+        )  # type: ignore[attr-defined]
 
     processor = MessageProcessor(
         f"dlq-test-{region}",
@@ -74,9 +77,13 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     consumer.close()
 
     with engine.connect() as connection:
-        applied = connection.execute(text(
-            "SELECT n FROM dlq_test_applied WHERE region = :r ORDER BY seq"), {"r": region}
-        ).scalars().all()
+        applied = (
+            connection.execute(
+                text("SELECT n FROM dlq_test_applied WHERE region = :r ORDER BY seq"), {"r": region}
+            )
+            .scalars()
+            .all()
+        )
     assert applied == [n for n in range(1, 21) if n != 7]
     assert processor.stats.dead_lettered == 1
 

@@ -87,6 +87,10 @@ def test_valid_events_commit_with_the_change(
             ),
             {"e": event.event_id},
         ).one()
-    assert (row.topic, row.message_key, row.header_type) == (f"{region}.inventory.v1", "s", "stock.adjusted")
+    assert (row.topic, row.message_key, row.header_type) == (
+        f"{region}.inventory.v1",
+        "s",
+        "stock.adjusted",
+    )
     with engine.begin() as connection:  # its topic does not exist: keep it from the relay
         connection.execute(text("DELETE FROM outbox WHERE event_id = :e"), {"e": event.event_id})

@@ -130,7 +130,7 @@ def test_failing_dead_letter_publish_raises_so_the_offset_is_not_committed() -> 
 
 def test_a_batch_applies_in_order_and_drops_redelivered_copies() -> None:
     seen: list[str] = []
-    processor, inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
+    processor, _inbox, _dead, _ = make(lambda env, payload, tx: seen.append(payload.customer_id))
     events = [user_registered(n) for n in range(1, 5)]
     batch = [incoming(e, offset=i) for i, e in enumerate(events)] + [incoming(events[1], 9)]
     outcomes = processor.process_many(batch)
@@ -149,8 +149,13 @@ def test_a_failing_batch_falls_back_to_one_at_a_time() -> None:
     processor, inbox, dead, _ = make(handle, attempts=2)
     events = [user_registered(n) for n in range(1, 6)]
     outcomes = processor.process_many([incoming(e, i) for i, e in enumerate(events)])
-    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.DEAD_LETTERED,
-                        Outcome.APPLIED, Outcome.APPLIED]
+    assert outcomes == [
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.DEAD_LETTERED,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+    ]
     assert {key[1] for key in inbox.applied} == {e.event_id for e in events} - {events[2].event_id}
     assert [m.headers["dlq.attempts"] for m in dead.sent] == ["2"]
     # Effects outside the transaction run again on the fallback pass: handlers keep effects in it.
