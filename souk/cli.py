@@ -6,6 +6,7 @@ import signal
 import threading
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -13,8 +14,9 @@ from rich.table import Table
 from souk.logging import configure_logging
 from souk.settings import get_settings
 from souk.stack import commands as stack_commands
-from souk.stack.endpoints import resolve_endpoints
+from souk.stack.endpoints import resolve_url
 from souk.stack.errors import StackError
+from souk.stack.urls import redact_url
 from transactional.shared.errors import SoukError
 
 app = typer.Typer(
@@ -24,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 
 app.command("up")(stack_commands.up)
 app.command("down")(stack_commands.down)
@@ -49,12 +51,12 @@ def topics(
 
     settings = get_settings()
     try:
-        endpoints = resolve_endpoints(settings)
-        created = ensure_topics(settings, endpoints.kafka_bootstrap) if create else []
-        present = existing_topics(endpoints.kafka_bootstrap)
+        bootstrap = resolve_url(settings, "kafka")
+        created = ensure_topics(settings, bootstrap) if create else []
+        present = existing_topics(bootstrap)
     except (StackError, SoukError) as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"Topics at {endpoints.kafka_bootstrap}")
+    table = Table(title=f"Topics at {bootstrap}")
     table.add_column("topic")
     table.add_column("partitions", justify="right")
     table.add_column("state")
@@ -75,12 +77,17 @@ def relay(
     configure_logging(log_level)
     settings = get_settings()
     try:
-        endpoints = resolve_endpoints(settings)
-        relay_ = build_relay(settings, endpoints)
+        database_url = resolve_url(settings, "postgres")
+        bootstrap = resolve_url(settings, "kafka")
+        relay_ = build_relay(settings, database_url, bootstrap)
     except (StackError, SoukError) as exc:
         raise fail(str(exc)) from None
-    except Exception as exc:  # driver errors: unreachable database and the like
-        raise fail(f"cannot start the relay: {exc}") from None
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise fail(
+            f"PostgreSQL at {redact_url(database_url)} is unreachable ({reason}): "
+            "run `souk up` or fix SOUK_DATABASE_URL"
+        ) from None
     if once:
         published = relay_.drain()
         console.print(f"relayed {published} events")
@@ -88,9 +95,7 @@ def relay(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    err_console.print(
-        f"relay: outbox at {endpoints.database_url} → kafka {endpoints.kafka_bootstrap}"
-    )
+    err_console.print(f"relay: outbox at {redact_url(database_url)} → kafka {bootstrap}")
     relay_.run(stop, poll_interval_s=settings.relay_poll_interval_s)
 
 

@@ -202,9 +202,15 @@ def _run(
         topic_for(domain, region) for region in settings.regions for domain in REGISTRY.domains()
     ]
     consumer = build_consumer(
-        settings, endpoints, name="souk-demo-audit", topics=topics, handler=audit, engine=engine
+        settings,
+        endpoints.database_url,
+        endpoints.kafka_bootstrap,
+        name="souk-demo-audit",
+        topics=topics,
+        handler=audit,
+        engine=engine,
     )
-    relay = build_relay(settings, endpoints)
+    relay = build_relay(settings, endpoints.database_url, endpoints.kafka_bootstrap)
     stop = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     relay_thread.start()

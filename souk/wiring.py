@@ -1,4 +1,4 @@
-"""The composition root: builds adapters from settings and the resolved endpoints."""
+"""The composition root: builds adapters from settings and the resolved server URLs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from souk.settings import Settings
-from souk.stack.endpoints import Endpoints
 from transactional.shared.consumer import Handler, KafkaEventConsumer, MessageProcessor
 from transactional.shared.db import create_db_engine
 from transactional.shared.inbox import PostgresInbox
@@ -16,27 +15,28 @@ from transactional.shared.outbox import PostgresOutboxStore
 from transactional.shared.relay import Relay
 
 
-def kafka_settings(settings: Settings, endpoints: Endpoints, client_id: str) -> KafkaClientSettings:
+def kafka_settings(settings: Settings, bootstrap: str, client_id: str) -> KafkaClientSettings:
     """Client settings for one Kafka client of ours."""
     return KafkaClientSettings(
-        bootstrap=endpoints.kafka_bootstrap,
+        bootstrap=bootstrap,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         client_id=client_id,
     )
 
 
-def build_relay(settings: Settings, endpoints: Endpoints) -> Relay:
+def build_relay(settings: Settings, database_url: str, kafka_bootstrap: str) -> Relay:
     """The outbox relay over PostgreSQL and Kafka."""
     return Relay(
-        PostgresOutboxStore(endpoints.database_url),
-        KafkaEventPublisher(kafka_settings(settings, endpoints, "souk-relay")),
+        PostgresOutboxStore(database_url),
+        KafkaEventPublisher(kafka_settings(settings, kafka_bootstrap, "souk-relay")),
         batch_size=settings.relay_batch_size,
     )
 
 
 def build_consumer(
     settings: Settings,
-    endpoints: Endpoints,
+    database_url: str,
+    kafka_bootstrap: str,
     *,
     name: str,
     topics: Sequence[str],
@@ -44,11 +44,11 @@ def build_consumer(
     engine: Engine | None = None,
 ) -> KafkaEventConsumer:
     """A consumer group member with the PostgreSQL inbox and a Kafka dead-letter publisher."""
-    kafka = kafka_settings(settings, endpoints, name)
+    kafka = kafka_settings(settings, kafka_bootstrap, name)
     processor = MessageProcessor(
         name,
         handler,
-        PostgresInbox(engine or create_db_engine(endpoints.database_url, pool_size=2)),
+        PostgresInbox(engine or create_db_engine(database_url, pool_size=2)),
         KafkaEventPublisher(kafka),
         max_attempts=settings.consumer_max_attempts,
         backoff_s=settings.consumer_backoff_s,

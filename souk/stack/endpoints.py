@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from souk.settings import Settings
 from souk.stack import procs
-from souk.stack.base import KAFKA, POSTGRES, REDIS, ComponentInfo
+from souk.stack.base import KAFKA, POSTGRES, REDIS
 from souk.stack.errors import StackNotRunning
 from souk.stack.state import Entry, StateFile
 from souk.stack.urls import libpq_url
 
-__all__ = ["Endpoints", "libpq_url", "resolve_endpoints"]
+__all__ = ["Endpoints", "libpq_url", "resolve_endpoints", "resolve_url"]
 
 
 @dataclass(frozen=True)
@@ -30,21 +30,29 @@ def running_entry(entry: Entry | None) -> Entry | None:
     return entry if procs.matching_process(entry.pid, entry.binary, entry.create_time) else None
 
 
+def resolve_url(settings: Settings, component: str, entries: dict[str, Entry] | None = None) -> str:
+    """One component's URL: its setting if set, else our running embedded server's URL."""
+    info = {info.name: info for info in (POSTGRES, REDIS, KAFKA)}[component]
+    configured = info.configured_url(settings)
+    if configured is not None:
+        return configured
+    if entries is None:
+        entries = StateFile(settings.state_dir).load()
+    entry = running_entry(entries.get(info.name))
+    if entry is not None:
+        return entry.url
+    raise StackNotRunning(
+        info.name,
+        f"{info.title} is not running for {settings.state_dir}: run `souk up` first "
+        f"(or set {info.env_var} to use a server of your own)",
+    )
+
+
 def resolve_endpoints(settings: Settings) -> Endpoints:
     """Each URL setting if set, else our running embedded server's URL, else StackNotRunning."""
     entries = StateFile(settings.state_dir).load()
-
-    def pick(info: ComponentInfo) -> str:
-        configured = info.configured_url(settings)
-        if configured is not None:
-            return configured
-        entry = running_entry(entries.get(info.name))
-        if entry is not None:
-            return entry.url
-        raise StackNotRunning(
-            info.name,
-            f"{info.title} is not running for {settings.state_dir}: run `souk up` first "
-            f"(or set {info.env_var} to use a server of your own)",
-        )
-
-    return Endpoints(pick(POSTGRES), pick(REDIS), pick(KAFKA))
+    return Endpoints(
+        resolve_url(settings, POSTGRES.name, entries),
+        resolve_url(settings, REDIS.name, entries),
+        resolve_url(settings, KAFKA.name, entries),
+    )

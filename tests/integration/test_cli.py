@@ -1,0 +1,102 @@
+"""`souk up` → `souk status --json` all healthy → `souk down` leaves no process; bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+URL_SETTINGS = ("SOUK_DATABASE_URL", "SOUK_REDIS_URL", "SOUK_KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="souk-cli-"))
+    path.chmod(0o711)  # the embedded PostgreSQL's unprivileged user must traverse it
+    yield path
+    souk(path, "down", "--purge")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def souk(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k not in URL_SETTINGS}
+    environment.update(SOUK_HOME=str(home), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "souk", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=home,
+    )
+
+
+def test_up_status_down_leaves_nothing_behind(home: Path) -> None:
+    up = souk(home, "up")
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert "SOUK_DATABASE_URL" in up.stdout
+
+    status = souk(home, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["all_up"] is True
+    components = {c["name"]: c for c in report["components"]}
+    assert set(components) == {"postgres", "redis", "kafka"}
+    assert components["postgres"]["version"].startswith("PostgreSQL 18")
+    assert components["redis"]["version"].startswith("valkey")
+    assert components["kafka"]["version"].startswith("tansu")
+    topics = {t["name"]: t["partitions"] for t in components["kafka"]["topics"]}
+    assert topics["eu.orders.v1"] == 3 and topics["us.payments.v1.dlq"] == 3
+    pids = [c["pid"] for c in components.values()]
+    assert all(psutil.pid_exists(pid) for pid in pids)
+    children = [child for pid in pids for child in psutil.Process(pid).children(recursive=True)]
+
+    again = souk(home, "status", "--json")
+    assert [c["pid"] for c in json.loads(again.stdout)["components"]] == pids
+
+    down = souk(home, "down")
+    assert down.returncode == 0, down.stderr
+    for process in [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)] + children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            assert process.status() == psutil.STATUS_ZOMBIE, f"{process} still running"
+    after = souk(home, "status", "--json")
+    assert after.returncode == 1
+    assert not json.loads(after.stdout)["all_up"]
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "expected"),
+    [
+        (
+            ["relay", "--once"],
+            {
+                "SOUK_DATABASE_URL": "postgresql://souk:secret@127.0.0.1:9/souk",
+                "SOUK_REDIS_URL": "redis://127.0.0.1:9/0",
+                "SOUK_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+            },
+            "PostgreSQL at postgresql://souk:***@127.0.0.1:9/souk is unreachable",
+        ),
+        (["topics"], {"SOUK_KAFKA_BOOTSTRAP": "127.0.0.1:9"}, "SOUK_KAFKA_BOOTSTRAP"),
+        (["relay", "--once"], {}, "souk up"),
+    ],
+)
+def test_bad_configuration_gets_a_one_line_error(
+    home: Path, command: list[str], env: dict[str, str], expected: str
+) -> None:
+    result = souk(home, *command, **env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+    assert expected in error_lines[0]
