@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     # Tansu holds a group join for half the session timeout: keep it short locally.
     kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
+    # Tansu answers a fetch only when this wait runs out, even with data ready (Kafka answers
+    # at once), so it bounds delivery latency locally; raise it to 500 against a real cluster.
+    kafka_fetch_wait_max_ms: int = Field(default=50, ge=1)
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.05, gt=0)

@@ -20,6 +20,7 @@ def kafka_settings(settings: Settings, bootstrap: str, client_id: str) -> KafkaC
     return KafkaClientSettings(
         bootstrap=bootstrap,
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
         client_id=client_id,
     )
 

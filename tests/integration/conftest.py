@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -19,6 +17,7 @@ from sqlalchemy import Engine
 from souk.settings import Settings
 from souk.stack import Stack
 from souk.stack.endpoints import Endpoints
+from souk.stack.homes import temporary_home
 from transactional.shared.db import create_db_engine
 from transactional.shared.migrations import upgrade_database
 
@@ -26,10 +25,7 @@ from transactional.shared.migrations import upgrade_database
 @pytest.fixture(scope="session")
 def souk_settings() -> Iterator[Settings]:
     """Settings with a private state folder for this test worker."""
-    # Not under pytest's tmp_path: that is mode 700, and the embedded PostgreSQL runs as an
-    # unprivileged user when the tests run as root, so it must be able to traverse the path.
-    home = Path(tempfile.mkdtemp(prefix="souk-test-"))
-    home.chmod(0o711)
+    home = temporary_home("souk-test-")  # not tmp_path: the embedded PostgreSQL must enter it
     yield Settings(home=home, _env_file=None)  # type: ignore[call-arg]
     shutil.rmtree(home, ignore_errors=True)
 

@@ -6,28 +6,21 @@ import contextlib
 import os
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from souk.settings import Settings
+from souk.stack.homes import temporary_home
 from souk.stack.kafka import KafkaComponent
 from souk.stack.postgres import PostgresComponent
 from souk.stack.valkey import ValkeyComponent
 
 
 def stack_home(prefix: str = "souk-stack-") -> Path:
-    """A fresh state folder that the unprivileged PostgreSQL user can enter.
-
-    pytest's tmp_path lives under /tmp/pytest-of-root (mode 0700), which the ``souk`` system
-    user that runs PostgreSQL (we are root) cannot traverse; the path is also kept short for
-    the unix socket.
-    """
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
+    """A fresh state folder the embedded PostgreSQL can enter (see ``temporary_home``)."""
+    return temporary_home(prefix)
 
 
 def embedded_settings(home: Path, **urls: str | None) -> Settings:

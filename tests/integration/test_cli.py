@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+
+from souk.stack.homes import temporary_home
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +23,7 @@ URL_SETTINGS = ("SOUK_DATABASE_URL", "SOUK_REDIS_URL", "SOUK_KAFKA_BOOTSTRAP")
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="souk-cli-"))
-    path.chmod(0o711)  # the embedded PostgreSQL's unprivileged user must traverse it
+    path = temporary_home("souk-cli-")
     yield path
     souk(path, "down", "--purge")
     shutil.rmtree(path, ignore_errors=True)

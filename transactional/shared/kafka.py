@@ -31,6 +31,7 @@ class KafkaClientSettings:
 
     bootstrap: str
     session_timeout_ms: int = 6000
+    fetch_wait_max_ms: int = 50
     client_id: str = "souk"
 
 
@@ -66,6 +67,7 @@ def consumer_config(kafka: KafkaClientSettings, group_id: str, **overrides: Any)
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": max(500, kafka.session_timeout_ms // 6),
+        "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
         "isolation.level": "read_committed",
     }
     config.update(overrides)
