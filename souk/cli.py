@@ -90,13 +90,19 @@ def relay(
         ) from None
     if once:
         published = relay_.drain()
+        relay_.close()
         console.print(f"relayed {published} events")
         return
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     err_console.print(f"relay: outbox at {redact_url(database_url)} → kafka {bootstrap}")
-    relay_.run(stop, poll_interval_s=settings.relay_poll_interval_s)
+    relay_.run(
+        stop,
+        poll_interval_s=settings.relay_poll_interval_s,
+        retention_s=settings.outbox_retention_hours * 3600,
+    )
+    relay_.close()
 
 
 @app.command("demo")

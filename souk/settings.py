@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
+    outbox_retention_hours: float = Field(default=168, gt=0, description="Keep published rows.")
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_s: float = Field(default=0.05, ge=0)
 

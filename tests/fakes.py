@@ -29,6 +29,11 @@ class FakeOutboxStore:
     def mark_published(self, ids: Sequence[int]) -> None:
         self.published.update(ids)
 
+    def purge_published(self, older_than_s: float) -> int:
+        gone = [r for r in self.records if r.id in self.published]
+        self.records = [r for r in self.records if r.id not in self.published]
+        return len(gone)
+
     def close(self) -> None:
         pass
 

@@ -16,14 +16,18 @@ from souk.stack.errors import StackError
 from souk.stack.stack import Stack
 from souk.stack.status import ComponentStatus, statuses_to_json
 from souk.stack.urls import redact_url
+from transactional.shared.errors import SoukError
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(error: StackError) -> NoReturn:
+def _fail(error: StackError | SoukError) -> NoReturn:
     """Print the error's one-line message in red and exit 1 (no traceback)."""
-    err_console.print(error.message, style="red", markup=False, highlight=False, soft_wrap=True)
+    message = error.message if isinstance(error, StackError) else str(error)
+    err_console.print(
+        f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(1)
 
 
@@ -67,7 +71,7 @@ def up() -> None:
     try:
         endpoints = _start_components(stack)
         _run_hooks(settings, endpoints)
-    except StackError as error:
+    except (StackError, SoukError) as error:
         _fail(error)
     table = Table(title=f"Souk stack ({settings.state_dir})")
     table.add_column("Component")

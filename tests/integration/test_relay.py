@@ -22,7 +22,8 @@ from souk.stack.endpoints import Endpoints
 from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
-from transactional.shared.outbox import Outbox
+from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.relay import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +196,65 @@ def test_relay_killed_three_times_loses_nothing_and_keeps_order(
     for sku, ns in sequence.items():
         assert ns == list(range(1, len(ns) + 1)), f"{sku} applied out of commit order"
     assert pending == 0
+
+
+def test_relay_reconnects_after_its_database_connection_is_killed(
+    endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
+) -> None:
+    topic = topic_for("inventory", region)
+    create_topics(endpoints.kafka_bootstrap, [topic], partitions=1)
+    kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
+    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=relay.run, args=(stop,), kwargs={"poll_interval_s": 0.01, "max_backoff_s": 0.2}
+    )
+    thread.start()
+
+    def write(first: int) -> list[Envelope]:
+        events = [
+            REGISTRY.new_event(
+                "stock.adjusted",
+                {"sku": "sku-r", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
+                aggregate_id="sku-r",
+                region=region,
+            )
+            for n in range(first, first + 50)
+        ]
+        with engine.begin() as connection:
+            Outbox().add(connection, events)
+        return events
+
+    def unpublished(events: list[Envelope]) -> int:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM outbox WHERE published_at IS NULL "
+                        "AND event_id = ANY(:ids)"
+                    ),
+                    {"ids": [e.event_id for e in events]},
+                ).scalar_one()
+            )
+
+    try:
+        events = write(1)
+        deadline = time.monotonic() + 30
+        while unpublished(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with engine.begin() as connection:
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'souk-relay'"
+                )
+            ).scalar_one()
+        assert killed >= 1
+        events += write(51)
+        while unpublished(events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert unpublished(events) == 0, "the relay did not come back after losing its connection"
+    finally:
+        stop.set()
+        thread.join(10)
+        relay.close()

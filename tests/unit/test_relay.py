@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from tests.fakes import FakeOutboxStore, FakePublisher
+from transactional.shared.errors import StoreUnavailable
 from transactional.shared.ports import OutboxRecord, OutgoingMessage
 from transactional.shared.relay import Relay
 
@@ -88,3 +90,29 @@ def test_standby_relay_publishes_nothing() -> None:
     assert publisher.sent == [] and store.published == set()
     store.leader = True
     assert relay.drain(timeout_s=5) == 3
+
+
+def test_run_rides_out_a_store_outage_and_purges() -> None:
+    class FlakyStore(FakeOutboxStore):
+        outages = 2
+
+        def fetch_unpublished(self, limit: int) -> list[OutboxRecord]:
+            if self.outages:
+                self.outages -= 1
+                raise StoreUnavailable("outbox database connection lost")
+            return super().fetch_unpublished(limit)
+
+    store, publisher = FlakyStore(records(6)), FakePublisher()
+    relay = Relay(store, publisher)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=relay.run, args=(stop,), kwargs={"poll_interval_s": 0.01, "purge_every_s": 0}
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while store.records and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert [m.ref for m in publisher.sent] == [1, 2, 3, 4, 5, 6]
+    assert store.records == []  # published rows purged by the retention pass

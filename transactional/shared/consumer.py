@@ -272,7 +272,10 @@ class KafkaEventConsumer:
             try:
                 # Routine commits are asynchronous (a synchronous one costs a broker round trip
                 # per batch, ~0.5 s on Tansu); hand-overs on revoke and close wait for theirs.
-                self._consumer.commit(asynchronous=not force)
+                if force:
+                    self._consumer.commit(asynchronous=False)
+                else:
+                    self._consumer.commit(asynchronous=True)
             except Exception as exc:  # commit failure only means a replay, which the inbox absorbs
                 log.warning("%s: offset commit failed: %s", self.processor.name, exc)
             self._uncommitted = 0

@@ -13,3 +13,7 @@ class BrokerUnavailable(SoukError):
 
 class PublishFailed(SoukError):
     """A message could not be delivered to the broker."""
+
+
+class StoreUnavailable(SoukError):
+    """The database behind a store cannot be reached; the caller may retry later."""

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, SchemaRegistry, topic_for
 from transactional.shared.db import libpq_dsn
+from transactional.shared.errors import StoreUnavailable
 from transactional.shared.ports import OutboxRecord
 
 if TYPE_CHECKING:  # only for annotations: the async path needs greenlet at run time
@@ -94,24 +95,46 @@ class Outbox:
 
 
 class PostgresOutboxStore:
-    """OutboxStore adapter: one dedicated psycopg connection owned by the relay."""
+    """OutboxStore adapter: one dedicated psycopg connection owned by the relay.
+
+    A lost connection (database restart, network) raises ``StoreUnavailable`` and is
+    reopened on the next call; leadership is then taken again like on a fresh start.
+    """
 
     def __init__(self, database_url: str) -> None:
-        self._conn = psycopg.connect(
-            libpq_dsn(database_url), autocommit=True, application_name="souk-relay"
-        )
+        self._dsn = libpq_dsn(database_url)
+        self._conn: psycopg.Connection[Any] | None = None
         self._leader = False
+        self._connection()  # fail fast on a bad URL
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._leader = False
+            try:
+                self._conn = psycopg.connect(
+                    self._dsn, autocommit=True, application_name="souk-relay", connect_timeout=5
+                )
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(f"outbox database unreachable: {exc}") from exc
+        return self._conn
+
+    def _execute(self, query: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        try:
+            return self._connection().execute(query, params)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(f"outbox database connection lost: {exc}") from exc
 
     def try_acquire_leadership(self) -> bool:
         """Take the session-level relay lock; it is released when this connection closes."""
-        if not self._leader:
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_ID,)).fetchone()
+        if not self._leader or self._conn is None or self._conn.closed:
+            row = self._execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_ID,)).fetchone()
             self._leader = bool(row and row[0])
         return self._leader
 
     def fetch_unpublished(self, limit: int) -> list[OutboxRecord]:
         """The oldest unpublished rows, ascending id."""
-        cursor = self._conn.execute(
+        cursor = self._execute(
             "SELECT id, topic, message_key, value, headers FROM outbox "
             "WHERE published_at IS NULL ORDER BY id LIMIT %s",
             (limit,),
@@ -124,26 +147,21 @@ class PostgresOutboxStore:
     def mark_published(self, ids: Sequence[int]) -> None:
         """Stamp the rows as published."""
         if ids:
-            self._conn.execute(
+            self._execute(
                 "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)",
                 (list(ids),),
             )
 
-    def purge_published(self, older_than_hours: float) -> int:
-        """Delete rows published longer ago than the retention; return how many."""
-        cursor = self._conn.execute(
+    def purge_published(self, older_than_s: float) -> int:
+        """Delete rows published more than ``older_than_s`` ago; return how many."""
+        cursor = self._execute(
             "DELETE FROM outbox WHERE published_at < clock_timestamp() - make_interval(secs => %s)",
-            (older_than_hours * 3600,),
+            (older_than_s,),
         )
         return cursor.rowcount
 
-    def pending_count(self) -> int:
-        """How many rows still wait for the relay."""
-        row = self._conn.execute(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def close(self) -> None:
         """Close the connection, which also gives up leadership."""
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+        self._leader = False

@@ -71,6 +71,10 @@ class OutboxStore(Protocol):
         """Record that these rows reached the broker."""
         ...
 
+    def purge_published(self, older_than_s: float) -> int:
+        """Delete rows published longer ago than the retention; return how many."""
+        ...
+
     def close(self) -> None:
         """Release the connection (and with it the leadership)."""
         ...

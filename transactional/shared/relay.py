@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from transactional.shared.errors import StoreUnavailable
 from transactional.shared.ports import EventPublisher, OutboxRecord, OutboxStore, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -95,25 +96,41 @@ class Relay:
         *,
         poll_interval_s: float = 0.05,
         max_backoff_s: float = 5.0,
-        on_batch: Callable[[BatchResult], None] | None = None,
+        retention_s: float = 7 * 24 * 3600,
+        purge_every_s: float = 3600,
     ) -> None:
-        """Relay until ``stop`` is set: standby until leader, then poll, backing off on failure."""
+        """Relay until ``stop`` is set: stand by until leader, poll, back off on failures."""
         backoff = poll_interval_s
+        next_purge = time.monotonic() + purge_every_s
         while not stop.is_set():
-            if not self._store.try_acquire_leadership():
-                stop.wait(1.0)  # another relay is active; stand by
+            try:
+                if not self._store.try_acquire_leadership():
+                    stop.wait(1.0)  # another relay is active; stand by
+                    continue
+                result = self.relay_once()
+                if time.monotonic() >= next_purge:
+                    purged = self._store.purge_published(retention_s)
+                    log.info("relay: purged %d published outbox rows", purged)
+                    next_purge = time.monotonic() + purge_every_s
+            except StoreUnavailable as exc:
+                backoff = min(max_backoff_s, backoff * 2)
+                log.warning("relay: %s; retrying in %.1fs", exc, backoff)
+                stop.wait(backoff)
                 continue
-            result = self.relay_once()
-            if on_batch is not None and result.fetched:
-                on_batch(result)
-            if result.failed and not result.in_flight:
+            if result.in_flight:
+                continue  # relay_once already waited in flush
+            if result.failed:
                 backoff = min(max_backoff_s, backoff * 2)
                 stop.wait(backoff)
-            elif result.in_flight:
-                continue  # relay_once already waited in flush
-            elif result.fetched < self._batch_size:
-                backoff = poll_interval_s
+                continue
+            backoff = poll_interval_s
+            if result.fetched < self._batch_size:
                 stop.wait(poll_interval_s)
+
+    def close(self) -> None:
+        """Deliver what is queued and release the store (and with it the leadership)."""
+        self._publisher.close()
+        self._store.close()
 
     def drain(self, timeout_s: float = 60.0) -> int:
         """Publish until nothing is pending (or the deadline passes); return how many."""
