@@ -30,7 +30,7 @@ from souk.stack import Stack
 from souk.stack.endpoints import Endpoints
 from souk.stack.homes import temporary_home
 from souk.wiring import kafka_settings
-from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
+from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.db import create_db_engine
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import (
@@ -42,6 +42,7 @@ from transactional.shared.kafka import (
 from transactional.shared.migrations import upgrade_database
 from transactional.shared.outbox import Outbox, PostgresOutboxStore
 from transactional.shared.ports import OutgoingMessage
+from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay
 
 console = Console()

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from souk.settings import Settings
-from transactional.shared.consumer import Handler, KafkaEventConsumer, MessageProcessor
+from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.db import create_db_engine
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher
 from transactional.shared.outbox import PostgresOutboxStore
+from transactional.shared.processor import Handler, MessageProcessor
 from transactional.shared.relay import Relay
 
 

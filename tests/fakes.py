@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from schemas.envelope import Envelope
+from transactional.shared.errors import StoreUnavailable
 from transactional.shared.ports import DeliveryCallback, OutboxRecord, OutgoingMessage
 
 
@@ -85,6 +86,9 @@ class FakeInbox:
         effect(self.connection)
         self.applied.add(key)
         return True
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        return isinstance(error, StoreUnavailable)
 
     def apply_many(
         self, consumer: str, items: Sequence[tuple[Envelope, Callable[[Any], None]]]

@@ -13,7 +13,9 @@ from sqlalchemy import Connection, Engine, text
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, dlq_topic, topic_for
 from souk.stack.endpoints import Endpoints
-from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
+from tests.fakes import FakePublisher
+from transactional.shared.consumer import KafkaEventConsumer
+from transactional.shared.errors import PublishFailed
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import (
     KafkaClientSettings,
@@ -22,6 +24,7 @@ from transactional.shared.kafka import (
     create_topics,
 )
 from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay
 
 pytestmark = pytest.mark.integration
@@ -45,7 +48,9 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     with engine.begin() as connection:
         Outbox().add(connection, envelopes)
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
-    Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka)).drain()
+    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
+    relay.drain()
+    relay.close()  # gives up the relay leadership for the next test
 
     with engine.begin() as connection:
         connection.execute(
@@ -104,3 +109,65 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     assert headers["dlq.original_topic"] == topic
     assert headers["event_id"] == str(poison.event_id)
     assert REGISTRY.decode(message.value() or b"").event_id == poison.event_id
+
+
+def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
+    endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
+) -> None:
+    topic = topic_for("inventory", region)
+    create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    envelopes = [
+        REGISTRY.new_event(
+            "stock.adjusted",
+            {"sku": "sku-2", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
+            aggregate_id="sku-2",
+            region=region,
+        )
+        for n in range(1, 11)
+    ]
+    poison = envelopes[5]
+    with engine.begin() as connection:
+        Outbox().add(connection, envelopes)
+        connection.execute(
+            text("CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)")
+        )
+    kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
+    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
+    relay.drain()
+    relay.close()
+
+    def handle(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
+        if envelope.event_id == poison.event_id:
+            raise RuntimeError("cannot apply")
+        tx.execute(
+            text("INSERT INTO dlq_test_applied (region, n) VALUES (:r, :n)"),
+            {"r": region, "n": payload.on_hand_after},  # type: ignore[attr-defined]
+        )
+
+    group = f"commit-test-{region}"
+    broken_dlq = FakePublisher(fail=lambda _m: "DLQ broker unreachable")
+    first = KafkaEventConsumer(
+        MessageProcessor(group, handle, PostgresInbox(engine), broken_dlq, max_attempts=1),
+        [topic], kafka, batch_size=3,
+    )  # fmt: skip
+    with pytest.raises(PublishFailed):
+        first.run(idle_timeout_s=30)
+    first.close()  # commits only what was processed
+
+    second_processor = MessageProcessor(
+        group, handle, PostgresInbox(engine), KafkaEventPublisher(kafka), max_attempts=1
+    )
+    second = KafkaEventConsumer(second_processor, [topic], kafka)
+    second.run(idle_timeout_s=8)
+    second.close()
+    assert second_processor.stats.dead_lettered == 1, "the poison event was skipped"
+    with engine.connect() as connection:
+        applied = (
+            connection.execute(
+                text("SELECT n FROM dlq_test_applied WHERE region = :r ORDER BY seq"),
+                {"r": region},
+            )
+            .scalars()
+            .all()
+        )
+    assert applied == [1, 2, 3, 4, 5, 7, 8, 9, 10]

@@ -19,10 +19,11 @@ from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings
 from souk.stack.endpoints import Endpoints
-from transactional.shared.consumer import KafkaEventConsumer, MessageProcessor
+from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
 from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay
 
 pytestmark = pytest.mark.integration

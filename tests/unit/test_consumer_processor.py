@@ -10,8 +10,8 @@ import pytest
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY
 from tests.fakes import FakeInbox, FakePublisher
-from transactional.shared.consumer import IncomingMessage, MessageProcessor, Outcome
-from transactional.shared.errors import PublishFailed
+from transactional.shared.errors import PublishFailed, StoreUnavailable
+from transactional.shared.processor import IncomingMessage, MessageProcessor, Outcome
 
 
 def user_registered(n: int = 1) -> Envelope:
@@ -169,3 +169,42 @@ def test_an_undecodable_message_in_a_batch_is_dead_lettered_alone() -> None:
     outcomes = processor.process_many([good[0], bad, good[1]])
     assert outcomes == [Outcome.APPLIED, Outcome.DEAD_LETTERED, Outcome.APPLIED]
     assert len(dead.sent) == 1
+
+
+def test_an_unreachable_store_is_waited_out_not_counted_as_an_attempt() -> None:
+    class DownThenUp(FakeInbox):
+        outages = 6
+
+        def apply_once(self, consumer: str, envelope: Envelope, effect: Any) -> bool:
+            if self.outages:
+                self.outages -= 1
+                raise StoreUnavailable("database restarting")
+            return super().apply_once(consumer, envelope, effect)
+
+    sleeps: list[float] = []
+    processor = MessageProcessor(
+        "c",
+        lambda env, payload, tx: None,
+        DownThenUp(),
+        FakePublisher(),
+        max_attempts=2,
+        backoff_s=0.1,
+        max_backoff_s=1.0,
+        sleep=sleeps.append,
+    )
+    assert processor.process(incoming(user_registered())) is Outcome.APPLIED
+    assert sleeps == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]  # more than max_attempts, capped backoff
+    assert processor.stats.dead_lettered == 0
+
+
+def test_stopping_abandons_an_outage_wait_without_an_outcome() -> None:
+    class Down(FakeInbox):
+        def apply_once(self, consumer: str, envelope: Envelope, effect: Any) -> bool:
+            raise StoreUnavailable("database down")
+
+    processor = MessageProcessor(
+        "c", lambda e, p, t: None, Down(), FakePublisher(), sleep=lambda s: None
+    )
+    processor.stopping.set()
+    with pytest.raises(StoreUnavailable):
+        processor.process(incoming(user_registered()))

@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from schemas.envelope import Envelope
+from transactional.shared.errors import StoreUnavailable
 
 Effect = Callable[[Connection], None]
 
@@ -33,12 +35,33 @@ class Inbox(Protocol):
         """Apply a batch in order in one transaction; all or nothing. Per item: True if it ran."""
         ...
 
+    def is_unavailable(self, error: BaseException) -> bool:
+        """True when ``error`` means the store is unreachable (retry later), not a bad event."""
+        ...
+
 
 class PostgresInbox:
     """Inbox adapter: the claim row and the handler's writes commit or roll back together."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Lost connections, a database that is down or restarting, deadlocks: all transient."""
+        if isinstance(error, StoreUnavailable | OperationalError | InterfaceError):
+            return True
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def purge(self, older_than_s: float) -> int:
+        """Forget applied ids older than the longest possible redelivery; return how many."""
+        with self._engine.begin() as connection:
+            return connection.execute(
+                text(
+                    "DELETE FROM inbox WHERE processed_at < "
+                    "clock_timestamp() - make_interval(secs => :s)"
+                ),
+                {"s": older_than_s},
+            ).rowcount
 
     def apply_once(self, consumer: str, envelope: Envelope, effect: Effect) -> bool:
         """Claim the event id and run the effect in one transaction."""

@@ -64,6 +64,7 @@ def consumer_config(kafka: KafkaClientSettings, group_id: str, **overrides: Any)
         "client.id": kafka.client_id,
         "group.id": group_id,
         "enable.auto.commit": False,
+        "enable.auto.offset.store": False,  # offsets are committed explicitly, once processed
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": max(500, kafka.session_timeout_ms // 6),
