@@ -40,7 +40,8 @@ from transactional.shared.kafka import (
     producer_config,
 )
 from transactional.shared.migrations import upgrade_database
-from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.outbox import Outbox
+from transactional.shared.outbox_store import PostgresOutboxStore
 from transactional.shared.ports import OutgoingMessage
 from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay

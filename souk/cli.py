@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas.registry import SchemaError
 from souk.logging import configure_logging
 from souk.settings import get_settings
 from souk.stack import commands as stack_commands
@@ -118,7 +119,7 @@ def demo(
 
     configure_logging("WARNING")
     try:
-        run_demo(
+        report = run_demo(
             get_settings(),
             keep=keep,
             customers=customers,
@@ -127,8 +128,10 @@ def demo(
             seed=seed,
             console=console,
         )
-    except (StackError, SoukError) as exc:
+    except (StackError, SoukError, SchemaError) as exc:
         raise fail(str(exc)) from None
+    if not report.ok:
+        raise fail("the demo did not deliver every event exactly once: see the summary above")
 
 
 @app.command("schemas")

@@ -19,7 +19,7 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
@@ -29,12 +29,13 @@ from souk.stack.endpoints import Endpoints, resolve_endpoints
 from souk.stack.errors import StackError
 from souk.synthetic import SyntheticWorld
 from souk.topics import ensure_topics
-from souk.wiring import build_consumer, build_relay
+from souk.wiring import build_consumer, build_outbox, build_relay
 from transactional.shared.db import create_db_engine
 from transactional.shared.migrations import upgrade_database
 from transactional.shared.outbox import Outbox
 
 TX_BATCH = 50  # aggregates per seeding transaction
+AUDIT_CONSUMER = "souk-demo-audit"
 
 
 @dataclass
@@ -48,6 +49,12 @@ class DemoReport:
     deliver_seconds: float = 0.0
     dead_lettered: int = 0
     duplicates: int = 0
+    pending: int = 0  # written but still unpublished when the demo ended
+
+    @property
+    def ok(self) -> bool:
+        """Every written event published and applied exactly once."""
+        return self.pending == 0 and self.consumed == self.written
 
 
 def _progress(console: Console) -> Progress:
@@ -117,6 +124,7 @@ def build_events(
 
 def write_through_outbox(
     engine: Engine,
+    outbox: Outbox,
     envelopes: Iterable[Sequence[Envelope]],
     progress: Progress,
     description: str,
@@ -124,7 +132,6 @@ def write_through_outbox(
     committed_at: dict[Any, float],
 ) -> None:
     """Write each batch of events in its own transaction, as the services do."""
-    outbox = Outbox()
     task = progress.add_task(description, total=total)
     for batch in envelopes:
         with engine.begin() as connection:
@@ -188,9 +195,10 @@ def _run(
     done = threading.Event()
 
     def audit(envelope: Envelope, _payload: msgspec.Struct, _tx: Connection) -> None:
+        # The inbox row written in this transaction is the audit record; memory only feeds
+        # the progress bar and the latency figures.
         if envelope.event_id in expected and envelope.event_id not in seen:
             seen.add(envelope.event_id)
-            report.consumed[envelope.event_type] += 1
             committed = committed_at.get(envelope.event_id)
             if committed is not None:
                 report.latencies_ms.append((time.perf_counter() - committed) * 1000)
@@ -205,12 +213,13 @@ def _run(
         settings,
         endpoints.database_url,
         endpoints.kafka_bootstrap,
-        name="souk-demo-audit",
+        name=AUDIT_CONSUMER,
         topics=topics,
         handler=audit,
         engine=engine,
     )
     relay = build_relay(settings, endpoints.database_url, endpoints.kafka_bootstrap)
+    outbox = build_outbox(settings)
     stop = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     relay_thread.start()
@@ -226,6 +235,7 @@ def _run(
             t0 = time.perf_counter()
             write_through_outbox(
                 engine,
+                outbox,
                 _chunks(seed_events, TX_BATCH),
                 progress,
                 "seed sellers, catalog, stock, customers",
@@ -234,6 +244,7 @@ def _run(
             )
             write_through_outbox(
                 engine,
+                outbox,
                 _chunks(burst, 5),
                 progress,
                 "shopper burst (sessions)",
@@ -255,10 +266,31 @@ def _run(
         consumer_thread.join(30)
         relay_thread.join(30)
         consumer.close()
+        relay.close()
+    try:
+        _count_from_database(engine, report, [e.event_id for e in seed_events + burst])
+    finally:
         engine.dispose()
     report.dead_lettered = consumer.processor.stats.dead_lettered
     report.duplicates = consumer.processor.stats.duplicates
     return report
+
+
+def _count_from_database(engine: Engine, report: DemoReport, event_ids: list[Any]) -> None:
+    """What the audit consumer applied (its inbox rows) and what is still unpublished."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT event_type, count(*) FROM inbox WHERE consumer = :c "
+                "AND event_id = ANY(:ids) GROUP BY event_type"
+            ),
+            {"c": AUDIT_CONSUMER, "ids": event_ids},
+        ).all()
+        report.pending = connection.execute(
+            text("SELECT count(*) FROM outbox WHERE published_at IS NULL AND event_id = ANY(:ids)"),
+            {"ids": event_ids},
+        ).scalar_one()
+    report.consumed = Counter({event_type: count for event_type, count in rows})
 
 
 def _print_summary(
@@ -293,14 +325,15 @@ def _print_summary(
         "commit → consumer p50 / p99", f"{statistics.median(latencies):,.0f} / {p99:,.0f} ms"
     )
     figures.add_row("dead-lettered", str(report.dead_lettered))
-    figures.add_row("lost (written, never consumed)", str(written - consumed))
+    figures.add_row("still unpublished in the outbox", str(report.pending))
+    figures.add_row("written but not consumed", str(written - consumed))
     console.print(figures)
     where = Table(title="Endpoints", show_header=False)
     where.add_row("PostgreSQL", endpoints.database_url)
     where.add_row("Redis", endpoints.redis_url)
     where.add_row("Kafka", endpoints.kafka_bootstrap)
     console.print(where)
-    verdict = "[green]OK[/green]" if consumed == written else "[red]INCOMPLETE[/red]"
+    verdict = "[green]OK[/green]" if report.ok else "[red]INCOMPLETE[/red]"
     console.print(
         f"demo {verdict}: {consumed}/{written} events delivered exactly once to the audit consumer"
     )

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Tansu answers a fetch only when this wait runs out, even with data ready (Kafka answers
     # at once), so it bounds delivery latency locally; raise it to 500 against a real cluster.
     kafka_fetch_wait_max_ms: int = Field(default=50, ge=1)
+    # Kafka's default message.max.bytes; the outbox refuses larger events at write time.
+    kafka_max_message_bytes: int = Field(default=1_000_000, ge=1024)
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.05, gt=0)

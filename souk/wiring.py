@@ -11,7 +11,8 @@ from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.db import create_db_engine
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher
-from transactional.shared.outbox import PostgresOutboxStore
+from transactional.shared.outbox import Outbox
+from transactional.shared.outbox_store import PostgresOutboxStore
 from transactional.shared.processor import Handler, MessageProcessor
 from transactional.shared.relay import Relay
 
@@ -24,6 +25,11 @@ def kafka_settings(settings: Settings, bootstrap: str, client_id: str) -> KafkaC
         fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
         client_id=client_id,
     )
+
+
+def build_outbox(settings: Settings) -> Outbox:
+    """The outbox writer, refusing events of unserved regions or over the message limit."""
+    return Outbox(regions=settings.regions, max_message_bytes=settings.kafka_max_message_bytes)
 
 
 def build_relay(settings: Settings, database_url: str, kafka_bootstrap: str) -> Relay:

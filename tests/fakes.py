@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ class FakeOutboxStore:
     def __init__(self, records: Sequence[OutboxRecord] = (), *, leader: bool = True) -> None:
         self.records = list(records)
         self.published: set[int] = set()
+        self.published_at: dict[int, float] = {}
         self.leader = leader
 
     def try_acquire_leadership(self) -> bool:
@@ -28,11 +30,15 @@ class FakeOutboxStore:
         return pending[:limit]
 
     def mark_published(self, ids: Sequence[int]) -> None:
+        now = time.monotonic()
+        for record_id in ids:
+            self.published_at.setdefault(record_id, now)
         self.published.update(ids)
 
     def purge_published(self, older_than_s: float) -> int:
-        gone = [r for r in self.records if r.id in self.published]
-        self.records = [r for r in self.records if r.id not in self.published]
+        cutoff = time.monotonic() - older_than_s
+        gone = {i for i, at in self.published_at.items() if at <= cutoff}
+        self.records = [r for r in self.records if r.id not in gone]
         return len(gone)
 
     def close(self) -> None:

@@ -23,7 +23,8 @@ from transactional.shared.kafka import (
     consumer_config,
     create_topics,
 )
-from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.outbox import Outbox
+from transactional.shared.outbox_store import PostgresOutboxStore
 from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +97,53 @@ def test_valid_events_commit_with_the_change(
     )
     with engine.begin() as connection:  # its topic does not exist: keep it from the relay
         connection.execute(text("DELETE FROM outbox WHERE event_id = :e"), {"e": event.event_id})
+
+
+def test_outbox_ids_follow_the_order_in_which_writers_held_the_aggregate(
+    engine: Engine, region: str
+) -> None:
+    """No domain row lock here: only the outbox's own per-aggregate lock orders the writers."""
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE TABLE IF NOT EXISTS outbox_test_order (seq bigserial, event_id uuid)")
+        )
+    outbox = Outbox()
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        for n in range(40):
+            event = REGISTRY.new_event(
+                "product.viewed",
+                {"session_id": "ses-1", "product_id": f"prd-{seed}-{n}"},
+                region=region,
+            )
+            with engine.begin() as connection:
+                outbox.add(connection, [event])
+                time.sleep(rng.random() * 0.002)  # widen the race a missing lock would lose
+                connection.execute(
+                    text("INSERT INTO outbox_test_order (event_id) VALUES (:e)"),
+                    {"e": event.event_id},
+                )
+
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    with engine.begin() as connection:
+        ids = (
+            connection.execute(
+                text(
+                    "SELECT o.id FROM outbox_test_order t JOIN outbox o USING (event_id) "
+                    "WHERE o.topic = :topic ORDER BY t.seq"
+                ),
+                {"topic": f"{region}.behaviour.v1"},
+            )
+            .scalars()
+            .all()
+        )
+        connection.execute(
+            text("DELETE FROM outbox WHERE topic = :t"), {"t": f"{region}.behaviour.v1"}
+        )
+    assert len(ids) == 320
+    assert ids == sorted(ids), "outbox ids do not follow the order writers held the aggregate"

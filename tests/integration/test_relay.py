@@ -22,7 +22,8 @@ from souk.stack.endpoints import Endpoints
 from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
-from transactional.shared.outbox import Outbox, PostgresOutboxStore
+from transactional.shared.outbox import Outbox
+from transactional.shared.outbox_store import PostgresOutboxStore
 from transactional.shared.processor import MessageProcessor
 from transactional.shared.relay import Relay
 

@@ -7,7 +7,7 @@ import time
 
 from tests.fakes import FakeOutboxStore, FakePublisher
 from transactional.shared.errors import StoreUnavailable
-from transactional.shared.ports import OutboxRecord, OutgoingMessage
+from transactional.shared.ports import DeliveryCallback, OutboxRecord, OutgoingMessage
 from transactional.shared.relay import Relay
 
 
@@ -106,7 +106,9 @@ def test_run_rides_out_a_store_outage_and_purges() -> None:
     relay = Relay(store, publisher)
     stop = threading.Event()
     thread = threading.Thread(
-        target=relay.run, args=(stop,), kwargs={"poll_interval_s": 0.01, "purge_every_s": 0}
+        target=relay.run,
+        args=(stop,),
+        kwargs={"poll_interval_s": 0.01, "purge_every_s": 0, "retention_s": 0},
     )
     thread.start()
     deadline = time.monotonic() + 5
@@ -116,3 +118,25 @@ def test_run_rides_out_a_store_outage_and_purges() -> None:
     thread.join(5)
     assert [m.ref for m in publisher.sent] == [1, 2, 3, 4, 5, 6]
     assert store.records == []  # published rows purged by the retention pass
+
+
+def test_an_immediate_refusal_stops_the_batch_so_nothing_overtakes_it() -> None:
+    class RefusingPublisher(FakePublisher):
+        """Refuses outbox id 3 inside publish(), as a producer does with a local error."""
+
+        refusals = 1
+
+        def publish(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
+            if message.ref == 3 and self.refusals:
+                self.refusals -= 1
+                on_delivery(message, "Message size too large")
+                return
+            super().publish(message, on_delivery)
+
+    store, publisher = FakeOutboxStore(records(6, keys=1)), RefusingPublisher()
+    relay = Relay(store, publisher)
+    first = relay.relay_once()
+    assert [m.ref for m in publisher.sent] == [1, 2]  # 4..6 were never handed over
+    assert (first.published, first.failed) == (2, 1)
+    assert relay.drain(timeout_s=5) == 4
+    assert [m.ref for m in publisher.sent] == [1, 2, 3, 4, 5, 6]

@@ -8,20 +8,13 @@ therefore commit order per aggregate.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Sequence
+from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, text
 
 from schemas.envelope import Envelope
-from schemas.registry import REGISTRY, SchemaRegistry, topic_for
-from transactional.shared.db import libpq_dsn
-from transactional.shared.errors import StoreUnavailable
-from transactional.shared.ports import OutboxRecord
-
-if TYPE_CHECKING:  # only for annotations: the async path needs greenlet at run time
-    from sqlalchemy.ext.asyncio import AsyncConnection
+from schemas.registry import REGISTRY, InvalidPayload, SchemaRegistry
 
 _LOCK_KEYS = text(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
@@ -31,8 +24,6 @@ _INSERT = text(
     "INSERT INTO outbox (event_id, event_type, topic, message_key, value, headers) "
     "VALUES (:event_id, :event_type, :topic, :message_key, :value, CAST(:headers AS jsonb))"
 )
-# Relay leadership: one active relay per database, the others wait on this lock.
-RELAY_LOCK_ID = 727002
 
 
 def message_headers(envelope: Envelope) -> dict[str, str]:
@@ -51,23 +42,48 @@ def message_headers(envelope: Envelope) -> dict[str, str]:
 
 
 class Outbox:
-    """Validates events against the schema registry and writes them into the outbox table."""
+    """Validates events against the schema registry and writes them into the outbox table.
 
-    def __init__(self, registry: SchemaRegistry = REGISTRY) -> None:
+    Everything the relay could never deliver is refused here, inside the writer's
+    transaction, so a bad event fails its command instead of blocking the relay later.
+    """
+
+    def __init__(
+        self,
+        registry: SchemaRegistry = REGISTRY,
+        *,
+        regions: Collection[str] | None = None,
+        max_message_bytes: int = 1_000_000,
+    ) -> None:
         self._registry = registry
+        self._regions = frozenset(regions) if regions is not None else None
+        self._max_message_bytes = max_message_bytes
 
     def rows(self, envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:
         """Validate and encode envelopes into outbox rows (raises ``SchemaError`` if invalid)."""
         rows = []
         for envelope in envelopes:
-            spec = self._registry.spec(envelope.event_type)
+            if self._regions is not None and envelope.region not in self._regions:
+                raise InvalidPayload(
+                    f"{envelope.event_type}: region {envelope.region!r} is not served here "
+                    f"(SOUK_REGIONS={','.join(sorted(self._regions))})",
+                    event_type=envelope.event_type,
+                )
+            value = self._registry.encode(envelope)
+            if len(value) > self._max_message_bytes:
+                raise InvalidPayload(
+                    f"{envelope.event_type}: {len(value):,} bytes is over the "
+                    f"{self._max_message_bytes:,}-byte message limit "
+                    "(SOUK_KAFKA_MAX_MESSAGE_BYTES): keep large content out of events",
+                    event_type=envelope.event_type,
+                )
             rows.append(
                 {
                     "event_id": envelope.event_id,
                     "event_type": envelope.event_type,
-                    "topic": topic_for(spec.domain, envelope.region),
+                    "topic": self._registry.topic(envelope),
                     "message_key": envelope.aggregate_id,
-                    "value": self._registry.encode(envelope),
+                    "value": value,
                     "headers": json.dumps(message_headers(envelope)),
                 }
             )
@@ -84,84 +100,3 @@ class Outbox:
         rows = self.rows(envelopes)
         connection.execute(_LOCK_KEYS, self._lock_keys(rows))
         connection.execute(_INSERT, rows)
-
-    async def add_async(self, connection: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
-        """The asyncio twin of :meth:`add` for async units of work."""
-        if not envelopes:
-            return
-        rows = self.rows(envelopes)
-        await connection.execute(_LOCK_KEYS, self._lock_keys(rows))
-        await connection.execute(_INSERT, rows)
-
-
-class PostgresOutboxStore:
-    """OutboxStore adapter: one dedicated psycopg connection owned by the relay.
-
-    A lost connection (database restart, network) raises ``StoreUnavailable`` and is
-    reopened on the next call; leadership is then taken again like on a fresh start.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        self._dsn = libpq_dsn(database_url)
-        self._conn: psycopg.Connection[Any] | None = None
-        self._leader = False
-        self._connection()  # fail fast on a bad URL
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._leader = False
-            try:
-                self._conn = psycopg.connect(
-                    self._dsn, autocommit=True, application_name="souk-relay", connect_timeout=5
-                )
-            except psycopg.OperationalError as exc:
-                raise StoreUnavailable(f"outbox database unreachable: {exc}") from exc
-        return self._conn
-
-    def _execute(self, query: str, params: tuple[Any, ...]) -> psycopg.Cursor[Any]:
-        try:
-            return self._connection().execute(query, params)
-        except psycopg.OperationalError as exc:
-            self.close()
-            raise StoreUnavailable(f"outbox database connection lost: {exc}") from exc
-
-    def try_acquire_leadership(self) -> bool:
-        """Take the session-level relay lock; it is released when this connection closes."""
-        if not self._leader or self._conn is None or self._conn.closed:
-            row = self._execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_ID,)).fetchone()
-            self._leader = bool(row and row[0])
-        return self._leader
-
-    def fetch_unpublished(self, limit: int) -> list[OutboxRecord]:
-        """The oldest unpublished rows, ascending id."""
-        cursor = self._execute(
-            "SELECT id, topic, message_key, value, headers FROM outbox "
-            "WHERE published_at IS NULL ORDER BY id LIMIT %s",
-            (limit,),
-        )
-        return [
-            OutboxRecord(id=row[0], topic=row[1], key=row[2], value=bytes(row[3]), headers=row[4])
-            for row in cursor.fetchall()
-        ]
-
-    def mark_published(self, ids: Sequence[int]) -> None:
-        """Stamp the rows as published."""
-        if ids:
-            self._execute(
-                "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)",
-                (list(ids),),
-            )
-
-    def purge_published(self, older_than_s: float) -> int:
-        """Delete rows published more than ``older_than_s`` ago; return how many."""
-        cursor = self._execute(
-            "DELETE FROM outbox WHERE published_at < clock_timestamp() - make_interval(secs => %s)",
-            (older_than_s,),
-        )
-        return cursor.rowcount
-
-    def close(self) -> None:
-        """Close the connection, which also gives up leadership."""
-        if self._conn is not None:
-            self._conn.close()
-        self._leader = False

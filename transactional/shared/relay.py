@@ -66,6 +66,10 @@ class Relay:
 
             for record in records:
                 self._publisher.publish(_to_message(record), on_delivery)
+                if batch.results.get(record.id) is not None:
+                    # Refused on the spot (not by the broker later): what follows could
+                    # overtake it, so publish nothing more of this batch.
+                    break
         batch = self._batch
         # Undelivered messages stay queued in order; refetching them now would only pile up
         # duplicates behind them, so a batch is kept until every message has a report.
