@@ -6,7 +6,6 @@ import signal
 import threading
 from typing import Annotated
 
-import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +17,7 @@ from souk.stack import commands as stack_commands
 from souk.stack.endpoints import resolve_url
 from souk.stack.errors import StackError
 from souk.stack.urls import redact_url
-from transactional.shared.errors import SoukError
+from transactional.shared.errors import SoukError, StoreUnavailable
 
 app = typer.Typer(
     name="souk",
@@ -81,17 +80,21 @@ def relay(
         database_url = resolve_url(settings, "postgres")
         bootstrap = resolve_url(settings, "kafka")
         relay_ = build_relay(settings, database_url, bootstrap)
-    except (StackError, SoukError) as exc:
-        raise fail(str(exc)) from None
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0]
+    except StoreUnavailable as exc:
+        reason = " ".join(str(exc.__cause__ or exc).split())
         raise fail(
             f"PostgreSQL at {redact_url(database_url)} is unreachable ({reason}): "
             "run `souk up` or fix SOUK_DATABASE_URL"
         ) from None
+    except (StackError, SoukError) as exc:
+        raise fail(str(exc)) from None
     if once:
-        published = relay_.drain()
-        relay_.close()
+        try:
+            published = relay_.drain()
+        except SoukError as exc:
+            raise fail(str(exc)) from None
+        finally:
+            relay_.close()
         console.print(f"relayed {published} events")
         return
     stop = threading.Event()

@@ -97,6 +97,7 @@ def test_bad_configuration_gets_a_one_line_error(
     result = souk(home, *command, **env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1, result.stderr
-    assert expected in error_lines[0]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert expected in lines[0]

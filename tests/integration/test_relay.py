@@ -260,3 +260,25 @@ def test_relay_reconnects_after_its_database_connection_is_killed(
         stop.set()
         thread.join(10)
         relay.close()
+
+
+def test_relay_once_behind_an_active_relay_says_so(
+    endpoints: Endpoints, souk_settings: Settings
+) -> None:
+    leader = PostgresOutboxStore(endpoints.database_url)
+    try:
+        assert leader.try_acquire_leadership()
+        env = dict(os.environ)
+        env.update(
+            SOUK_DATABASE_URL=endpoints.database_url,
+            SOUK_KAFKA_BOOTSTRAP=endpoints.kafka_bootstrap,
+            SOUK_HOME=str(souk_settings.home),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "souk", "relay", "--once"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        leader.close()
+    assert result.returncode == 1
+    assert "error: another relay is active on this database" in result.stderr

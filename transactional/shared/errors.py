@@ -17,3 +17,7 @@ class PublishFailed(SoukError):
 
 class StoreUnavailable(SoukError):
     """The database behind a store cannot be reached; the caller may retry later."""
+
+
+class RelayStandby(SoukError):
+    """Another relay holds the leadership of this outbox."""

@@ -23,6 +23,11 @@ class _DropExperimentalWarning(logging.Filter):
 
 _LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 _LIBRDKAFKA_LOG.addFilter(_DropExperimentalWarning())
+# Admin calls report failure through their result; librdkafka's per-retry connection errors
+# would bury the one-line message the caller prints.
+_ADMIN_LOG = logging.getLogger("librdkafka.admin")
+_ADMIN_LOG.setLevel(logging.CRITICAL)
+_ADMIN_LOG.propagate = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +134,9 @@ class KafkaEventPublisher:
 
 def admin_client(bootstrap: str) -> AdminClient:
     """An admin client with short timeouts suited to health checks."""
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+    return AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000}, logger=_ADMIN_LOG
+    )
 
 
 def existing_topics(bootstrap: str, timeout: float = 10.0) -> dict[str, int]:

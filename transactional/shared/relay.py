@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from transactional.shared.errors import StoreUnavailable
+from transactional.shared.errors import PublishFailed, RelayStandby, StoreUnavailable
 from transactional.shared.ports import EventPublisher, OutboxRecord, OutboxStore, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -136,21 +136,33 @@ class Relay:
         self._publisher.close()
         self._store.close()
 
-    def drain(self, timeout_s: float = 60.0) -> int:
-        """Publish until nothing is pending (or the deadline passes); return how many."""
+    def drain(self, timeout_s: float = 60.0, leadership_timeout_s: float = 5.0) -> int:
+        """Publish until nothing is pending; return how many were published.
+
+        Raises ``RelayStandby`` when another relay holds the leadership, and ``PublishFailed``
+        when rows are still unpublished at the deadline.
+        """
         deadline = time.monotonic() + timeout_s
+        standby_until = time.monotonic() + leadership_timeout_s
+        while not self._store.try_acquire_leadership():
+            if time.monotonic() >= standby_until:
+                raise RelayStandby(
+                    "another relay is active on this database and publishes the outbox: "
+                    "stop it to drain from here"
+                )
+            time.sleep(0.2)
         total = 0
         while time.monotonic() < deadline:
-            if not self._store.try_acquire_leadership():
-                time.sleep(0.2)
-                continue
             result = self.relay_once()
             total += result.published
             if result.fetched == 0:
                 return total
             if result.failed and not result.in_flight:
                 time.sleep(0.5)
-        return total
+        raise PublishFailed(
+            f"outbox not drained after {timeout_s:.0f}s ({total} published): is the broker "
+            "reachable and do the topics exist? (`souk status`, `souk topics`)"
+        )
 
 
 def _to_message(record: OutboxRecord) -> OutgoingMessage:
