@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -107,6 +108,28 @@ def relay(
         retention_s=settings.outbox_retention_hours * 3600,
     )
     relay_.close()
+
+
+@app.command("republish")
+def republish(
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only rows published at or after this UTC time (default: all kept)."),
+    ] = None,
+) -> None:
+    """Queue already-published outbox rows again, for a broker that lost its data."""
+    from transactional.shared.outbox_store import PostgresOutboxStore
+
+    settings = get_settings()
+    try:
+        store = PostgresOutboxStore(resolve_url(settings, "postgres"))
+        try:
+            count = store.republish(since.replace(tzinfo=UTC) if since else None)
+        finally:
+            store.close()
+    except (StackError, SoukError) as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{count} events queued again; a running `souk relay` publishes them")
 
 
 @app.command("demo")

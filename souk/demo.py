@@ -27,11 +27,10 @@ from souk.settings import Settings
 from souk.stack import Stack
 from souk.stack.endpoints import Endpoints, resolve_endpoints
 from souk.stack.errors import StackError
+from souk.startup import embedded_broker_identity, prepare_platform
 from souk.synthetic import SyntheticWorld
-from souk.topics import ensure_topics
 from souk.wiring import build_consumer, build_outbox, build_relay
 from transactional.shared.db import create_db_engine
-from transactional.shared.migrations import upgrade_database
 from transactional.shared.outbox import Outbox
 
 TX_BATCH = 50  # aggregates per seeding transaction
@@ -162,10 +161,14 @@ def run_demo(
         was_running = False
     try:
         with console.status("[bold]starting the local stack…") as status:
+            broker_before = embedded_broker_identity(settings)
             endpoints = stack.up(on_progress=lambda line: status.update(f"[bold]{line}"))
-            status.update("[bold]migrating the database and creating topics…")
-            upgrade_database(endpoints.database_url)
-            ensure_topics(settings, endpoints.kafka_bootstrap)
+            prepare_platform(
+                settings,
+                endpoints,
+                broker_before=broker_before,
+                progress=lambda line: status.update(f"[bold]{line}"),
+            )
         console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
         report = _run(settings, endpoints, customers, products, events, seed, console)
         _print_summary(console, settings, endpoints, report)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from souk.settings import Settings, get_settings
+from souk.settings import get_settings
 from souk.stack.endpoints import Endpoints
 from souk.stack.errors import StackError
 from souk.stack.stack import Stack
@@ -50,27 +50,23 @@ def _start_components(stack: Stack) -> Endpoints:
     return Endpoints(urls["postgres"], urls["redis"], urls["kafka"])
 
 
-def _run_hooks(settings: Settings, endpoints: Endpoints) -> None:
-    """Migrate the database and create the Kafka topics (both hooks are owned by the lead)."""
-    # Imported here: they pull in Alembic and the schema registry, which status/down never need.
-    from souk.topics import ensure_topics
-    from transactional.shared.migrations import upgrade_database
-
-    with console.status("Migrating the database"):
-        upgrade_database(endpoints.database_url)
-    console.print("  database migrated")
-    with console.status("Creating Kafka topics"):
-        ensure_topics(settings, endpoints.kafka_bootstrap)
-    console.print("  topics ensured")
-
-
 def up() -> None:
     """Start (or reuse) PostgreSQL, Redis and Kafka, migrate, create topics, show endpoints."""
+    # Imported here: they pull in Alembic and the schema registry, which status/down never need.
+    from souk.startup import embedded_broker_identity, prepare_platform
+
     settings = get_settings()
     stack = Stack(settings)
     try:
+        broker_before = embedded_broker_identity(settings)
         endpoints = _start_components(stack)
-        _run_hooks(settings, endpoints)
+        with console.status("Migrating the database and creating topics"):
+            prepare_platform(
+                settings,
+                endpoints,
+                broker_before=broker_before,
+                progress=lambda line: console.print(f"  {line}", markup=False, highlight=False),
+            )
     except (StackError, SoukError) as error:
         _fail(error)
     table = Table(title=f"Souk stack ({settings.state_dir})")

@@ -14,7 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from schemas.registry import REGISTRY
 from souk.stack.homes import temporary_home
+from transactional.shared.db import create_db_engine
+from transactional.shared.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +104,32 @@ def test_bad_configuration_gets_a_one_line_error(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error:")
     assert expected in lines[0]
+
+
+def test_a_new_embedded_broker_gets_the_retained_events_again(home: Path) -> None:
+    assert souk(home, "up").returncode == 0
+    status = json.loads(souk(home, "status", "--json").stdout)
+    database_url = next(c["url"] for c in status["components"] if c["name"] == "postgres")
+    engine = create_db_engine(database_url, pool_size=1)
+    events = [
+        REGISTRY.new_event(
+            "product.viewed", {"session_id": f"ses-{n}", "product_id": "prd-1"}, region="eu"
+        )
+        for n in range(5)
+    ]
+    try:
+        with engine.begin() as connection:
+            Outbox().add(connection, events)
+    finally:
+        engine.dispose()
+    relayed = souk(home, "relay", "--once")
+    assert "relayed 5 events" in relayed.stdout, relayed.stderr
+
+    assert souk(home, "down").returncode == 0  # the in-memory broker forgets everything
+    again = souk(home, "up")
+    assert "new embedded broker: 5 retained events queued for the relay" in again.stdout
+    assert "relayed 5 events" in souk(home, "relay", "--once").stdout
+
+    reused = souk(home, "up")  # same broker: nothing to replay
+    assert "retained events queued" not in reused.stdout
+    assert "5 events queued again" in souk(home, "republish").stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -78,6 +79,19 @@ class PostgresOutboxStore:
         cursor = self._execute(
             "DELETE FROM outbox WHERE published_at < clock_timestamp() - make_interval(secs => %s)",
             (older_than_s,),
+        )
+        return cursor.rowcount
+
+    def republish(self, since: datetime | None = None) -> int:
+        """Mark rows published at or after ``since`` (all retained rows if None) as unpublished.
+
+        For a broker that lost its data (the local one keeps messages in memory): the relay
+        sends them again in id order, and consumers drop what they already applied.
+        """
+        cursor = self._execute(
+            "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL "
+            "AND published_at >= %s",
+            (since or datetime.min.replace(tzinfo=UTC),),
         )
         return cursor.rowcount
 
