@@ -171,10 +171,6 @@ class SchemaRegistry:
         self._check_aggregate(spec, envelope, self._aggregate_id_of(spec, typed))
         return typed
 
-    def payload(self, envelope: Envelope) -> msgspec.Struct:
-        """Alias of :meth:`validate`: the envelope's typed payload."""
-        return self.validate(envelope)
-
     def payload_as(self, envelope: Envelope, payload_type: type[T]) -> T:
         """Typed payload, statically typed as ``payload_type`` (raises if the event differs)."""
         typed = self.validate(envelope)

@@ -96,6 +96,9 @@ class FakeInbox:
     def is_unavailable(self, error: BaseException) -> bool:
         return isinstance(error, StoreUnavailable)
 
+    def purge(self, older_than_s: float) -> int:
+        return 0
+
     def apply_many(
         self, consumer: str, items: Sequence[tuple[Envelope, Callable[[Any], None]]]
     ) -> list[bool]:

@@ -31,7 +31,6 @@ from tests.integration.conftest_stack_helpers import (
     dead_pid,
     embedded_settings,
     is_alive,
-    listener_pids,
     occupied,
     processes_of,
     stack_binaries,
@@ -42,8 +41,6 @@ pytestmark = pytest.mark.integration
 
 TOPIC = "stack-test.events"
 GROUP = "stack-test-group"
-MACHINE_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-MACHINE_REDIS = "redis://127.0.0.1:6379/15"
 
 
 @dataclass
@@ -305,44 +302,37 @@ def test_lost_stack_json_is_adopted_then_stopped(home: Path) -> None:
 # -- external servers -------------------------------------------------------------------------
 
 
-def _reachable(url: str) -> bool:
-    """True when one of the machine's own servers answers."""
-    try:
-        if url.startswith("redis"):
-            client = redis.Redis.from_url(url, socket_connect_timeout=2)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
-        with psycopg.connect(libpq_url(url), connect_timeout=2):
-            return True
-    except Exception:
-        return False
-
-
 def test_external_servers_are_used_and_left_alone(home: Path) -> None:
-    if not (_reachable(MACHINE_PG) and _reachable(MACHINE_REDIS)):
-        pytest.skip("this machine has no PostgreSQL on 5432 / Redis on 6379")
-    pg_pids, redis_pids = listener_pids(5432), listener_pids(6379)
-    stack = Stack(embedded_settings(home, database_url=MACHINE_PG, redis_url=MACHINE_REDIS))
+    # The "external" servers are real ones that another home started: no reliance on
+    # whatever the machine happens to run.
+    provider_home = stack_home("souk-provider-")
+    provider = Stack(embedded_settings(provider_home))
+    try:
+        external_pg = provider.up_component("postgres")
+        external_redis = provider.up_component("redis")
+        provider_pids = {name: e.pid for name, e in entries(provider_home).items()}
+        stack = Stack(embedded_settings(home, database_url=external_pg, redis_url=external_redis))
 
-    endpoints = stack.up()
+        endpoints = stack.up()
 
-    assert endpoints.database_url == MACHINE_PG
-    assert endpoints.redis_url == MACHINE_REDIS
-    assert set(entries(home)) == {"kafka"}
-    assert not (home / "postgres").exists() and not (home / "valkey").exists()
-    statuses = {s.name: s for s in stack.status()}
-    assert statuses["postgres"].managed == "external" and statuses["postgres"].up
-    assert statuses["postgres"].version is not None
-    assert statuses["postgres"].version.startswith("PostgreSQL ")
-    assert statuses["redis"].managed == "external" and statuses["redis"].up
-    assert statuses["kafka"].managed == "embedded" and statuses["kafka"].up
-    assert resolve_endpoints(stack.settings) == endpoints
+        assert endpoints.database_url == external_pg
+        assert endpoints.redis_url == external_redis
+        assert set(entries(home)) == {"kafka"}
+        assert not (home / "postgres").exists() and not (home / "valkey").exists()
+        statuses = {s.name: s for s in stack.status()}
+        assert statuses["postgres"].managed == "external" and statuses["postgres"].up
+        assert statuses["postgres"].version is not None
+        assert statuses["postgres"].version.startswith("PostgreSQL ")
+        assert statuses["redis"].managed == "external" and statuses["redis"].up
+        assert statuses["kafka"].managed == "embedded" and statuses["kafka"].up
+        assert resolve_endpoints(stack.settings) == endpoints
 
-    assert stack.down() == ["kafka"]
-    assert listener_pids(5432) == pg_pids and listener_pids(6379) == redis_pids
-    assert _reachable(MACHINE_PG) and _reachable(MACHINE_REDIS)
+        assert stack.down() == ["kafka"]
+        assert all(is_alive(pid) for pid in provider_pids.values())
+        assert {s.name for s in provider.status() if s.up} == {"postgres", "redis"}
+    finally:
+        provider.down(purge=True)
+        shutil.rmtree(provider_home, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,6 @@ def test_every_event_round_trips_encode_decode(event_type: str) -> None:
     typed = REGISTRY.validate(decoded)
     spec = REGISTRY.spec(event_type)
     assert isinstance(typed, spec.payload_type)
-    assert REGISTRY.payload(decoded) == typed
     # The typed payload re-serialises to exactly the wire payload.
     assert msgspec.to_builtins(typed) == decoded.payload
     assert decoded.aggregate_type == spec.aggregate_type

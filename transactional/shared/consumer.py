@@ -56,6 +56,8 @@ class KafkaEventConsumer:
         *,
         batch_size: int = 200,
         commit_interval_s: float = 5.0,
+        inbox_retention_s: float = 7 * 24 * 3600,
+        purge_every_s: float = 3600,
         **overrides: Any,
     ) -> None:
         self.processor = processor
@@ -67,6 +69,9 @@ class KafkaEventConsumer:
         self._subscribed = False
         self._processed: dict[Partition, int] = {}  # next offset to commit, per partition
         self._owned: set[Partition] = set()
+        self._inbox_retention_s = inbox_retention_s
+        self._purge_every_s = purge_every_s
+        self._next_purge = time.monotonic() + purge_every_s
         self.assigned = threading.Event()  # set once the group gave us partitions
 
     def _subscribe(self) -> None:
@@ -147,6 +152,9 @@ class KafkaEventConsumer:
             if max_messages is not None and handled >= max_messages:
                 break
             outcomes = self.poll_once()
+            if time.monotonic() >= self._next_purge:
+                self.processor.inbox.purge(self._inbox_retention_s)
+                self._next_purge = time.monotonic() + self._purge_every_s
             if not outcomes:
                 if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
                     break

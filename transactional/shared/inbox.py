@@ -39,6 +39,10 @@ class Inbox(Protocol):
         """True when ``error`` means the store is unreachable (retry later), not a bad event."""
         ...
 
+    def purge(self, older_than_s: float) -> int:
+        """Forget applied ids older than any possible redelivery; return how many."""
+        ...
+
 
 class PostgresInbox:
     """Inbox adapter: the claim row and the handler's writes commit or roll back together."""

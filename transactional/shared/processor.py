@@ -88,7 +88,7 @@ class MessageProcessor:
         # Set to abandon an outage wait (the message stays unprocessed and uncommitted).
         self.stopping = threading.Event()
         self._handler = handler
-        self._inbox = inbox
+        self.inbox = inbox
         self._dead_letters = dead_letters
         self._registry = registry
         self._max_attempts = max_attempts
@@ -111,11 +111,11 @@ class MessageProcessor:
         outage_s = 0.0
         while True:
             try:
-                applied = self._inbox.apply_once(
+                applied = self.inbox.apply_once(
                     self.name, envelope, self._effect(envelope, payload)
                 )
             except Exception as exc:
-                if self._inbox.is_unavailable(exc):
+                if self.inbox.is_unavailable(exc):
                     if self.stopping.is_set():
                         raise
                     outage_s = min(self._max_backoff_s, max(self._backoff_s, outage_s * 2))
@@ -164,7 +164,7 @@ class MessageProcessor:
                 return [self.process(message) for message in messages]
             items.append((envelope, self._effect(envelope, payload)))
         try:
-            ran = self._inbox.apply_many(self.name, items)
+            ran = self.inbox.apply_many(self.name, items)
         except Exception as exc:
             log.info("%s: batch of %d failed (%s); one at a time", self.name, len(items), exc)
             return [self.process(message) for message in messages]
