@@ -301,14 +301,14 @@ def _print_summary(
 ) -> None:
     table = Table(title="Events: written through the outbox → consumed once")
     table.add_column("event type")
-    table.add_column("topic (region eu)", style="dim")
+    table.add_column(f"topics ({', '.join(settings.regions)})", style="dim")
     table.add_column("written", justify="right")
     table.add_column("consumed", justify="right")
     for event_type in sorted(report.written):
         domain = REGISTRY.spec(event_type).domain
         table.add_row(
             event_type,
-            topic_for(domain, settings.regions[0]),
+            f"<region>.{domain}.v1",
             str(report.written[event_type]),
             str(report.consumed[event_type]),
         )
