@@ -79,44 +79,27 @@ def build_events(
     sellers = world.sellers(max(3, products // 10))
     catalog = world.products(products, sellers)
     people = world.customers(customers)
-    seed_events: list[Envelope] = []
-    for seller in sellers:
-        seed_events.append(
-            REGISTRY.new_event(
-                "seller.applied",
-                seller.payload,
-                aggregate_id=seller.payload.seller_id,
-                region=seller.payload.region,
-            )
-        )
+    # The registry takes each aggregate id from its payload (seller_id, sku, session_id...).
+    seed_events = [
+        REGISTRY.new_event("seller.applied", seller.payload, region=seller.payload.region)
+        for seller in sellers
+    ]
     for product in catalog:
         seed_events.append(
-            REGISTRY.new_event(
-                "product.created",
-                product.payload,
-                aggregate_id=product.payload.product_id,
-                region=product.region,
-            )
+            REGISTRY.new_event("product.created", product.payload, region=product.region)
         )
-        seed_events.extend(
-            REGISTRY.new_event(
-                "stock.adjusted", adjusted, aggregate_id=adjusted.sku, region=product.region
-            )
+        seed_events += [
+            REGISTRY.new_event("stock.adjusted", adjusted, region=product.region)
             for adjusted in product.stock
-        )
-    for customer in people:
-        seed_events.append(
-            REGISTRY.new_event(
-                "user.registered",
-                customer.payload,
-                aggregate_id=customer.payload.customer_id,
-                region=customer.payload.region,
-            )
-        )
+        ]
+    seed_events += [
+        REGISTRY.new_event("user.registered", customer.payload, region=customer.payload.region)
+        for customer in people
+    ]
     burst = [
-        REGISTRY.new_event(event_type, payload, aggregate_id=aggregate_id, region=session.region)
+        REGISTRY.new_event(event_type, payload, region=session.region)
         for session in world.sessions(catalog, people, events)
-        for event_type, aggregate_id, payload in session.events
+        for event_type, payload in session.events
     ]
     return seed_events, burst
 

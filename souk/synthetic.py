@@ -157,7 +157,7 @@ class SessionEvents:
     region: str
     session_id: str
     customer_id: str | None
-    events: list[tuple[str, str, msgspec.Struct]]  # (event type, aggregate id, payload)
+    events: list[tuple[str, msgspec.Struct]]  # (event type, payload)
 
 
 def warehouses(region: str) -> list[str]:
@@ -282,13 +282,12 @@ class SyntheticWorld:
             session_id = self._id("ses")
             customer_id = customer.customer_id if customer else None
             region = customer.region if customer else self.rng.choice(self.regions)
-            visit: list[tuple[str, str, msgspec.Struct]] = []
+            visit: list[tuple[str, msgspec.Struct]] = []
             if self.rng.random() < 0.4:
                 search_id = self._id("srch")
                 visit.append(
                     (
                         "search.performed",
-                        session_id,
                         SearchPerformed(
                             search_id=search_id,
                             session_id=session_id,
@@ -306,7 +305,6 @@ class SyntheticWorld:
                 visit.append(
                     (
                         "product.viewed",
-                        session_id,
                         ProductViewed(
                             session_id=session_id,
                             customer_id=customer_id,
@@ -324,7 +322,6 @@ class SyntheticWorld:
                     visit.append(
                         (
                             "cart.item_added",
-                            cart_id,
                             CartItemAdded(
                                 cart_id=cart_id,
                                 session_id=session_id,

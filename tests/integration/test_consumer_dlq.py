@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, text
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, dlq_topic, topic_for
 from souk.stack.endpoints import Endpoints
+from tests.builders import stock_adjusted
 from tests.fakes import FakePublisher
 from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.errors import PublishFailed
@@ -36,15 +37,7 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
 ) -> None:
     topic = topic_for("inventory", region)
     create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=2)
-    envelopes = [
-        REGISTRY.new_event(
-            "stock.adjusted",
-            {"sku": "sku-1", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-            aggregate_id="sku-1",
-            region=region,
-        )
-        for n in range(1, 21)
-    ]
+    envelopes = [stock_adjusted(region, "sku-1", n) for n in range(1, 21)]
     poison = envelopes[6]
     with engine.begin() as connection:
         Outbox().add(connection, envelopes)
@@ -117,15 +110,7 @@ def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
 ) -> None:
     topic = topic_for("inventory", region)
     create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
-    envelopes = [
-        REGISTRY.new_event(
-            "stock.adjusted",
-            {"sku": "sku-2", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-            aggregate_id="sku-2",
-            region=region,
-        )
-        for n in range(1, 11)
-    ]
+    envelopes = [stock_adjusted(region, "sku-2", n) for n in range(1, 11)]
     poison = envelopes[5]
     with engine.begin() as connection:
         Outbox().add(connection, envelopes)

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
-from schemas.registry import REGISTRY, topic_for
+from schemas.registry import topic_for
 from souk.settings import Settings
 from souk.stack.endpoints import Endpoints
+from tests.builders import stock_adjusted
 from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.inbox import PostgresInbox
 from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
@@ -81,14 +82,7 @@ def write_events(engine: Engine, region: str, writer: int, count: int) -> None:
                     ),
                     {"r": region, "s": sku},
                 ).scalar_one()
-                envelopes.append(
-                    REGISTRY.new_event(
-                        "stock.adjusted",
-                        {"sku": sku, "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-                        aggregate_id=sku,
-                        region=region,
-                    )
-                )
+                envelopes.append(stock_adjusted(region, sku, n))
             outbox.add(connection, envelopes)
         written += len(skus)
 
@@ -214,15 +208,7 @@ def test_relay_reconnects_after_its_database_connection_is_killed(
     thread.start()
 
     def write(first: int) -> list[Envelope]:
-        events = [
-            REGISTRY.new_event(
-                "stock.adjusted",
-                {"sku": "sku-r", "warehouse_id": "wh_1", "delta": 1, "on_hand_after": n},
-                aggregate_id="sku-r",
-                region=region,
-            )
-            for n in range(first, first + 50)
-        ]
+        events = [stock_adjusted(region, "sku-r", n) for n in range(first, first + 50)]
         with engine.begin() as connection:
             Outbox().add(connection, events)
         return events
