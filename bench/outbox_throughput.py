@@ -104,7 +104,7 @@ def adapter_produce_rate(kafka: KafkaClientSettings, topic: str, values: list[by
 
 def fill_outbox(engine: Engine, events: list[Envelope], per_tx: int = 10) -> float:
     """Write events in transactions of ``per_tx``; return events/s."""
-    outbox = Outbox()
+    outbox = Outbox(regions={event.region for event in events})
     start = time.perf_counter()
     for i in range(0, len(events), per_tx):
         with engine.begin() as connection:
@@ -159,7 +159,7 @@ def latency(
     deadline = time.monotonic() + 30
     while warmup[0].event_id not in received and time.monotonic() < deadline:
         time.sleep(0.05)
-    outbox = Outbox()
+    outbox = Outbox(regions=[region])
     events = make_events(region, int(seconds * rate))
     per_tick = max(1, rate // 100)
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.registry import SchemaError
@@ -36,7 +37,7 @@ app.command("status")(stack_commands.status)
 
 def fail(message: str) -> typer.Exit:
     """Print a one-line error in red; the caller raises the returned Exit."""
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(1)
 
 
@@ -118,13 +119,16 @@ def republish(
     ] = None,
 ) -> None:
     """Queue already-published outbox rows again, for a broker that lost its data."""
+    from souk.topics import planned_topics
     from transactional.shared.outbox_store import PostgresOutboxStore
 
     settings = get_settings()
     try:
         store = PostgresOutboxStore(resolve_url(settings, "postgres"))
         try:
-            count = store.republish(since.replace(tzinfo=UTC) if since else None)
+            count = store.republish(
+                planned_topics(settings), since.replace(tzinfo=UTC) if since else None
+            )
         finally:
             store.close()
     except (StackError, SoukError) as exc:

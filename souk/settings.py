@@ -40,11 +40,14 @@ class Settings(BaseSettings):
     # Tansu answers a fetch only when this wait runs out, even with data ready (Kafka answers
     # at once), so it bounds delivery latency locally; raise it to 500 against a real cluster.
     kafka_fetch_wait_max_ms: int = Field(default=50, ge=1)
-    # Kafka's default message.max.bytes; the outbox refuses larger events at write time.
-    kafka_max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    # Below Kafka's default 1 MB message.max.bytes, leaving room for batch overhead and the
+    # headers a dead letter adds; the outbox refuses larger events (value+key+headers).
+    kafka_max_message_bytes: int = Field(default=900_000, ge=1024)
 
     relay_batch_size: int = Field(default=500, ge=1)
     relay_poll_interval_s: float = Field(default=0.05, gt=0)
+    # No delivery report for this long: restart the producer (a restarted broker forgets it).
+    relay_stall_timeout_s: float = Field(default=30.0, gt=0)
     outbox_retention_hours: float = Field(default=168, gt=0, description="Keep published rows.")
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_s: float = Field(default=0.05, ge=0)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from souk.settings import Settings
 from souk.stack.endpoints import Endpoints, running_entry
 from souk.stack.state import StateFile
-from souk.topics import ensure_topics
+from souk.topics import ensure_topics, planned_topics
+from transactional.shared.errors import RelayStandby
 from transactional.shared.migrations import upgrade_database
 from transactional.shared.outbox_store import PostgresOutboxStore
 
@@ -38,7 +39,10 @@ def prepare_platform(
         # the source of truth, so its retained events go out again (consumers dedupe).
         store = PostgresOutboxStore(endpoints.database_url)
         try:
-            replayed = store.republish()
+            replayed = store.republish(planned_topics(settings))
+        except RelayStandby as exc:
+            progress(f"new embedded broker, retained events not queued again: {exc}")
+            return
         finally:
             store.close()
         if replayed:

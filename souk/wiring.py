@@ -38,6 +38,7 @@ def build_relay(settings: Settings, database_url: str, kafka_bootstrap: str) -> 
         PostgresOutboxStore(database_url),
         KafkaEventPublisher(kafka_settings(settings, kafka_bootstrap, "souk-relay")),
         batch_size=settings.relay_batch_size,
+        stall_timeout_s=settings.relay_stall_timeout_s,
     )
 
 
@@ -61,4 +62,6 @@ def build_consumer(
         max_attempts=settings.consumer_max_attempts,
         backoff_s=settings.consumer_backoff_s,
     )
-    return KafkaEventConsumer(processor, topics, kafka)
+    # Ids are remembered a day longer than the outbox keeps rows that could be republished.
+    retention_s = (settings.outbox_retention_hours + 24) * 3600
+    return KafkaEventConsumer(processor, topics, kafka, inbox_retention_s=retention_s)

@@ -54,6 +54,7 @@ class FakePublisher:
 
     def __init__(self, fail: Callable[[OutgoingMessage], str | None] = lambda _m: None) -> None:
         self.sent: list[OutgoingMessage] = []
+        self.resets = 0
         self._queued: list[tuple[OutgoingMessage, DeliveryCallback]] = []
         self._fail = fail
 
@@ -73,6 +74,12 @@ class FakePublisher:
                 self.sent.append(message)
             callback(message, error)
         return 0
+
+    def reset(self) -> None:
+        self.resets += 1
+        queued, self._queued = self._queued, []
+        for message, callback in queued:
+            callback(message, "purged")
 
     def close(self) -> None:
         self.flush(0)

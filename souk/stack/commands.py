@@ -65,7 +65,9 @@ def up() -> None:
                 settings,
                 endpoints,
                 broker_before=broker_before,
-                progress=lambda line: console.print(f"  {line}", markup=False, highlight=False),
+                progress=lambda line: console.print(
+                    f"  {line}", markup=False, highlight=False, soft_wrap=True
+                ),
             )
     except (StackError, SoukError) as error:
         _fail(error)

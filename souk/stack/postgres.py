@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import math
@@ -435,3 +436,6 @@ class PostgresComponent(Component):
         """Delete ``<home>/postgres`` (data and socket dir) and the log."""
         shutil.rmtree(self.base_dir, ignore_errors=True)
         self.log_path.unlink(missing_ok=True)
+        if self.base_dir.is_relative_to(SHARED_ROOT):
+            with contextlib.suppress(OSError):
+                self.base_dir.parent.rmdir()  # the per-home folder under /var/lib/souk

@@ -89,6 +89,9 @@ class Stack:
             progress(f"ignoring an unreadable {self.state.path}")
             self.state.save(entries)
         entry = entries.get(component.name)
+        # A server that died is restarted on its old port when free, so clients that
+        # resolved its URL before (a running relay, say) reconnect by themselves.
+        preferred_port = entry.port if entry is not None else component.default_port
         if entry is not None:
             proc = procs.matching_process(entry.pid, entry.binary, entry.create_time)
             if proc is not None:
@@ -106,9 +109,9 @@ class Stack:
         component.prepare(progress)
         tried: set[int] = set()
         while True:
-            port = procs.pick_port(component.default_port, avoid=tried)
-            if port != component.default_port and not tried:
-                progress(f"{engine}: port {component.default_port} is in use; using {port} instead")
+            port = procs.pick_port(preferred_port, avoid=tried)
+            if port != preferred_port and not tried:
+                progress(f"{engine}: port {preferred_port} is in use; using {port} instead")
             progress(f"{engine}: starting on 127.0.0.1:{port}")
             started = time.monotonic()
             try:

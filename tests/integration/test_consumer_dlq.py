@@ -7,7 +7,7 @@ import time
 
 import msgspec
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
@@ -32,6 +32,16 @@ from transactional.shared.relay import Relay
 pytestmark = pytest.mark.integration
 
 
+def committed(kafka: KafkaClientSettings, group: str, topic: str) -> int:
+    """The group's committed offset of partition 0 (-1001 when none)."""
+    reader = Consumer(consumer_config(kafka, group))
+    try:
+        [partition] = reader.committed([TopicPartition(topic, 0)], timeout=10)
+        return int(partition.offset)
+    finally:
+        reader.close()
+
+
 def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
 ) -> None:
@@ -40,7 +50,7 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     envelopes = [stock_adjusted(region, "sku-1", n) for n in range(1, 21)]
     poison = envelopes[6]
     with engine.begin() as connection:
-        Outbox().add(connection, envelopes)
+        Outbox(regions=[region]).add(connection, envelopes)
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
     relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
     relay.drain()
@@ -113,7 +123,7 @@ def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
     envelopes = [stock_adjusted(region, "sku-2", n) for n in range(1, 11)]
     poison = envelopes[5]
     with engine.begin() as connection:
-        Outbox().add(connection, envelopes)
+        Outbox(regions=[region]).add(connection, envelopes)
         connection.execute(
             text("CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)")
         )
@@ -139,6 +149,7 @@ def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
     with pytest.raises(PublishFailed):
         first.run(idle_timeout_s=30)
     first.close()  # commits only what was processed
+    assert 0 < committed(kafka, group, topic) <= 5  # the poison event sits at offset 5
 
     second_processor = MessageProcessor(
         group, handle, PostgresInbox(engine), KafkaEventPublisher(kafka), max_attempts=1
@@ -147,6 +158,7 @@ def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
     second.run(idle_timeout_s=8)
     second.close()
     assert second_processor.stats.dead_lettered == 1, "the poison event was skipped"
+    assert committed(kafka, group, topic) == 10
     with engine.connect() as connection:
         applied = (
             connection.execute(

@@ -64,7 +64,7 @@ def test_invalid_event_rolls_back_the_domain_change(
     before = count(engine, "SELECT count(*) FROM outbox")
     with pytest.raises(error, match=message), engine.begin() as connection:
         connection.execute(text(f"INSERT INTO {domain_table} VALUES (:id)"), {"id": region})
-        Outbox().add(connection, [bad_envelope(region, **changes)])
+        Outbox(regions=[region]).add(connection, [bad_envelope(region, **changes)])
     assert count(engine, f"SELECT count(*) FROM {domain_table} WHERE id = :id", id=region) == 0
     assert count(engine, "SELECT count(*) FROM outbox") == before
 
@@ -80,7 +80,7 @@ def test_valid_events_commit_with_the_change(
     )
     with engine.begin() as connection:
         connection.execute(text(f"INSERT INTO {domain_table} VALUES (:id)"), {"id": region})
-        Outbox().add(connection, [event])
+        Outbox(regions=[region]).add(connection, [event])
     assert count(engine, "SELECT count(*) FROM outbox WHERE event_id = :e", e=event.event_id) == 1
     with engine.connect() as connection:
         row = connection.execute(
@@ -107,7 +107,7 @@ def test_outbox_ids_follow_the_order_in_which_writers_held_the_aggregate(
         connection.execute(
             text("CREATE TABLE IF NOT EXISTS outbox_test_order (seq bigserial, event_id uuid)")
         )
-    outbox = Outbox()
+    outbox = Outbox(regions=[region])
 
     def writer(seed: int) -> None:
         rng = random.Random(seed)

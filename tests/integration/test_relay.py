@@ -64,7 +64,7 @@ def published(engine: Engine) -> int:
 
 def write_events(engine: Engine, region: str, writer: int, count: int) -> None:
     """Each transaction bumps the aggregate's counter row (a real domain write) and emits."""
-    outbox = Outbox()
+    outbox = Outbox(regions=[region])
     rng_state = writer
     written = 0
     while written < count:
@@ -210,7 +210,7 @@ def test_relay_reconnects_after_its_database_connection_is_killed(
     def write(first: int) -> list[Envelope]:
         events = [stock_adjusted(region, "sku-r", n) for n in range(first, first + 50)]
         with engine.begin() as connection:
-            Outbox().add(connection, events)
+            Outbox(regions=[region]).add(connection, events)
         return events
 
     def unpublished(events: list[Envelope]) -> int:

@@ -41,12 +41,15 @@ def test_outbox_purge_keeps_unpublished_and_recent_rows(
 ) -> None:
     rows = {"old": uuid.uuid4(), "recent": uuid.uuid4(), "pending": uuid.uuid4()}
     with engine.begin() as connection:
+        # "old" was written 8 days ago and republished just now: its age counts from the write,
+        # so a republish never stretches it past the consumers' inbox retention.
         connection.execute(
             text(
-                "INSERT INTO outbox (event_id, event_type, topic, message_key, value, published_at)"
-                " VALUES (:old, 't', :topic, 'k', '', now() - interval '8 days'),"
-                " (:recent, 't', :topic, 'k', '', now()),"
-                " (:pending, 't', :topic, 'k', '', NULL)"
+                "INSERT INTO outbox (event_id, event_type, topic, message_key, value, "
+                "created_at, published_at) VALUES "
+                "(:old, 't', :topic, 'k', '', now() - interval '8 days', now()),"
+                "(:recent, 't', :topic, 'k', '', now(), now()),"
+                "(:pending, 't', :topic, 'k', '', now() - interval '8 days', NULL)"
             ),
             {**rows, "topic": f"{region}.retention.v1"},
         )

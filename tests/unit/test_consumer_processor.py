@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import msgspec
@@ -197,14 +199,26 @@ def test_an_unreachable_store_is_waited_out_not_counted_as_an_attempt() -> None:
     assert processor.stats.dead_lettered == 0
 
 
-def test_stopping_abandons_an_outage_wait_without_an_outcome() -> None:
+def test_stopping_interrupts_an_outage_wait_in_progress() -> None:
     class Down(FakeInbox):
         def apply_once(self, consumer: str, envelope: Envelope, effect: Any) -> bool:
             raise StoreUnavailable("database down")
 
     processor = MessageProcessor(
-        "c", lambda e, p, t: None, Down(), FakePublisher(), sleep=lambda s: None
+        "c", lambda e, p, t: None, Down(), FakePublisher(), backoff_s=60, max_backoff_s=60
     )
+    raised: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            processor.process(incoming(user_registered()))
+        except StoreUnavailable as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.2)  # now inside a 60 s wait
     processor.stopping.set()
-    with pytest.raises(StoreUnavailable):
-        processor.process(incoming(user_registered()))
+    thread.join(5)
+    assert not thread.is_alive() and len(raised) == 1
+    assert processor.stats.dead_lettered == 0

@@ -140,3 +140,22 @@ def test_an_immediate_refusal_stops_the_batch_so_nothing_overtakes_it() -> None:
     assert (first.published, first.failed) == (2, 1)
     assert relay.drain(timeout_s=5) == 4
     assert [m.ref for m in publisher.sent] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_stalled_batch_restarts_the_producer_and_resends_from_the_outbox() -> None:
+    class ForgetfulBroker(FakePublisher):
+        """Never reports anything until the producer is reset (a broker that lost our id)."""
+
+        def flush(self, timeout: float) -> int:
+            if self.resets == 0:
+                return len(self._queued)
+            return super().flush(timeout)
+
+    store, publisher = FakeOutboxStore(records(4)), ForgetfulBroker()
+    relay = Relay(store, publisher, stall_timeout_s=0.05)
+    assert relay.relay_once().in_flight == 4
+    time.sleep(0.1)
+    relay.relay_once()  # still nothing: gives up on the batch
+    assert publisher.resets == 1 and store.published == set()
+    assert relay.drain(timeout_s=5) == 4
+    assert [m.ref for m in publisher.sent] == [1, 2, 3, 4]

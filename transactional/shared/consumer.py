@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from transactional.shared.kafka import KafkaClientSettings, consumer_config
+from transactional.shared.kafka import LIBRDKAFKA_LOG, KafkaClientSettings, consumer_config
 from transactional.shared.processor import (
     ConsumerStats,
     IncomingMessage,
@@ -56,13 +56,15 @@ class KafkaEventConsumer:
         *,
         batch_size: int = 200,
         commit_interval_s: float = 5.0,
-        inbox_retention_s: float = 7 * 24 * 3600,
+        inbox_retention_s: float = 8 * 24 * 3600,
         purge_every_s: float = 3600,
         **overrides: Any,
     ) -> None:
         self.processor = processor
         self._topics = list(topics)
-        self._consumer = Consumer(consumer_config(kafka, processor.name, **overrides))
+        self._consumer = Consumer(
+            consumer_config(kafka, processor.name, **overrides), logger=LIBRDKAFKA_LOG
+        )
         self._batch_size = batch_size
         self._commit_interval_s = commit_interval_s
         self._last_commit = time.monotonic()
@@ -96,6 +98,23 @@ class KafkaEventConsumer:
             partition = (message.topic, message.partition)
             if partition in self._owned:
                 self._processed[partition] = message.offset + 1
+
+    def _rewind(self, batch: Sequence[IncomingMessage]) -> None:
+        first: dict[Partition, int] = {}
+        for message in batch:
+            first.setdefault((message.topic, message.partition), message.offset)
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in self._owned:
+                try:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+                except Exception as exc:  # the group moved on: the next owner starts there
+                    log.warning(
+                        "%s: could not rewind %s[%d]: %s",
+                        self.processor.name,
+                        topic,
+                        partition,
+                        exc,
+                    )
 
     def _commit(self, *, force: bool = False) -> None:
         # Time-based only: a replay after a crash costs inbox look-ups, not correctness.
@@ -131,7 +150,13 @@ class KafkaEventConsumer:
                 batch.append(_incoming(message))
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("%s: consumer error: %s", self.processor.name, error)
-        outcomes = self.processor.process_many(batch)  # raises: nothing of the batch recorded
+        try:
+            outcomes = self.processor.process_many(batch)
+        except BaseException:
+            # Nothing of the batch is recorded; rewind so a caller that runs us again sees
+            # it again instead of skipping it (we already fetched past it).
+            self._rewind(batch)
+            raise
         self._record(batch)
         self._commit()
         return outcomes
@@ -153,8 +178,11 @@ class KafkaEventConsumer:
                 break
             outcomes = self.poll_once()
             if time.monotonic() >= self._next_purge:
-                self.processor.inbox.purge(self._inbox_retention_s)
                 self._next_purge = time.monotonic() + self._purge_every_s
+                try:
+                    self.processor.inbox.purge(self._inbox_retention_s)
+                except Exception as exc:  # housekeeping: try again at the next interval
+                    log.warning("%s: inbox purge failed: %s", self.processor.name, exc)
             if not outcomes:
                 if idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
                     break

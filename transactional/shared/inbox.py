@@ -13,6 +13,9 @@ from transactional.shared.errors import StoreUnavailable
 
 Effect = Callable[[Connection], None]
 
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+_RESTARTING = frozenset({"57P01", "57P02", "57P03", "53300"})
+
 _CLAIM = text(
     "INSERT INTO inbox (consumer, event_id, event_type) VALUES (:consumer, :event_id, :event_type) "
     "ON CONFLICT DO NOTHING"
@@ -51,10 +54,20 @@ class PostgresInbox:
         self._engine = engine
 
     def is_unavailable(self, error: BaseException) -> bool:
-        """Lost connections, a database that is down or restarting, deadlocks: all transient."""
-        if isinstance(error, StoreUnavailable | OperationalError | InterfaceError):
+        """Connection-level failures only: the database is down, restarting or unreachable.
+
+        Anything else (a statement timeout, a constraint, a full disk) is the event's failure
+        and counts towards its attempts, or a poison event would block its partition forever.
+        """
+        if isinstance(error, StoreUnavailable):
             return True
-        return isinstance(error, DBAPIError) and error.connection_invalidated
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, OperationalError | InterfaceError):
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            # No SQLSTATE: libpq could not reach the server or lost it mid-statement.
+            return sqlstate is None or sqlstate.startswith("08") or sqlstate in _RESTARTING
+        return False
 
     def purge(self, older_than_s: float) -> int:
         """Forget applied ids older than the longest possible redelivery; return how many."""

@@ -21,8 +21,8 @@ class _DropExperimentalWarning(logging.Filter):
         return "enable.gapless.guarantee is experimental" not in record.getMessage()
 
 
-_LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
-_LIBRDKAFKA_LOG.addFilter(_DropExperimentalWarning())
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addFilter(_DropExperimentalWarning())
 # Admin calls report failure through their result; librdkafka's per-retry connection errors
 # would bury the one-line message the caller prints.
 _ADMIN_LOG = logging.getLogger("librdkafka.admin")
@@ -85,14 +85,14 @@ class KafkaEventPublisher:
 
     def __init__(self, kafka: KafkaClientSettings, **overrides: Any) -> None:
         self._config = producer_config(kafka, **overrides)
-        self._producer = Producer(self._config, logger=_LIBRDKAFKA_LOG)
+        self._producer = Producer(self._config, logger=LIBRDKAFKA_LOG)
         self._fatal = False
 
     def publish(self, message: OutgoingMessage, on_delivery: DeliveryCallback) -> None:
         """Queue one message; the callback fires from ``flush``/``poll``."""
         if self._fatal:
             # A fatal producer cannot send again; a new one gets a new producer id and epoch.
-            self._producer = Producer(self._config, logger=_LIBRDKAFKA_LOG)
+            self._producer = Producer(self._config, logger=LIBRDKAFKA_LOG)
             self._fatal = False
 
         def report(err: KafkaError | None, _msg: Message) -> None:
@@ -126,6 +126,13 @@ class KafkaEventPublisher:
     def flush(self, timeout: float) -> int:
         """Wait for delivery reports; return the number still in flight."""
         return int(self._producer.flush(timeout))
+
+    def reset(self) -> None:
+        """Purge the queue (its reports fire as failures) and start a new producer."""
+        self._producer.purge(in_queue=True, in_flight=True)
+        self._producer.flush(0)  # serve the purge reports
+        self._producer = Producer(self._config, logger=LIBRDKAFKA_LOG)
+        self._fatal = False
 
     def close(self) -> None:
         """Deliver what is queued (bounded wait)."""

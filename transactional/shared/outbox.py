@@ -50,29 +50,31 @@ class Outbox:
 
     def __init__(
         self,
-        registry: SchemaRegistry = REGISTRY,
         *,
-        regions: Collection[str] | None = None,
-        max_message_bytes: int = 1_000_000,
+        regions: Collection[str],
+        max_message_bytes: int = 900_000,
+        registry: SchemaRegistry = REGISTRY,
     ) -> None:
         self._registry = registry
-        self._regions = frozenset(regions) if regions is not None else None
+        self._regions = frozenset(regions)
         self._max_message_bytes = max_message_bytes
 
     def rows(self, envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:
         """Validate and encode envelopes into outbox rows (raises ``SchemaError`` if invalid)."""
         rows = []
         for envelope in envelopes:
-            if self._regions is not None and envelope.region not in self._regions:
+            if envelope.region not in self._regions:
                 raise InvalidPayload(
                     f"{envelope.event_type}: region {envelope.region!r} is not served here "
                     f"(SOUK_REGIONS={','.join(sorted(self._regions))})",
                     event_type=envelope.event_type,
                 )
             value = self._registry.encode(envelope)
-            if len(value) > self._max_message_bytes:
+            headers = json.dumps(message_headers(envelope))
+            size = len(value) + len(envelope.aggregate_id) + len(headers)
+            if size > self._max_message_bytes:
                 raise InvalidPayload(
-                    f"{envelope.event_type}: {len(value):,} bytes is over the "
+                    f"{envelope.event_type}: {size:,} bytes is over the "
                     f"{self._max_message_bytes:,}-byte message limit "
                     "(SOUK_KAFKA_MAX_MESSAGE_BYTES): keep large content out of events",
                     event_type=envelope.event_type,
@@ -84,7 +86,7 @@ class Outbox:
                     "topic": self._registry.topic(envelope),
                     "message_key": envelope.aggregate_id,
                     "value": value,
-                    "headers": json.dumps(message_headers(envelope)),
+                    "headers": headers,
                 }
             )
         return rows

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from transactional.shared.db import libpq_dsn
-from transactional.shared.errors import StoreUnavailable
+from transactional.shared.errors import RelayStandby, StoreUnavailable
 from transactional.shared.ports import OutboxRecord
 
 # Relay leadership: one active relay per database, the others wait on this lock.
@@ -75,23 +75,34 @@ class PostgresOutboxStore:
             )
 
     def purge_published(self, older_than_s: float) -> int:
-        """Delete rows published more than ``older_than_s`` ago; return how many."""
+        """Delete published rows written more than ``older_than_s`` ago; return how many.
+
+        By write time, not publish time: a republish must not extend a row's life past the
+        consumers' inbox retention, or a second republish could be applied twice.
+        """
         cursor = self._execute(
-            "DELETE FROM outbox WHERE published_at < clock_timestamp() - make_interval(secs => %s)",
+            "DELETE FROM outbox WHERE published_at IS NOT NULL "
+            "AND created_at < clock_timestamp() - make_interval(secs => %s)",
             (older_than_s,),
         )
         return cursor.rowcount
 
-    def republish(self, since: datetime | None = None) -> int:
-        """Mark rows published at or after ``since`` (all retained rows if None) as unpublished.
+    def republish(self, topics: Sequence[str], since: datetime | None = None) -> int:
+        """Mark rows of ``topics`` published at or after ``since`` (default: all) unpublished.
 
         For a broker that lost its data (the local one keeps messages in memory): the relay
-        sends them again in id order, and consumers drop what they already applied.
+        sends them again in id order, and consumers drop what they already applied. Done as
+        the relay leader, so no running relay publishes newer rows ahead of these.
         """
+        if not self.try_acquire_leadership():
+            raise RelayStandby(
+                "a relay is running on this database: stop it, run `souk republish`, "
+                "then start it again"
+            )
         cursor = self._execute(
             "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL "
-            "AND published_at >= %s",
-            (since or datetime.min.replace(tzinfo=UTC),),
+            "AND published_at >= %s AND topic = ANY(%s)",
+            (since or datetime.min.replace(tzinfo=UTC), list(topics)),
         )
         return cursor.rowcount
 

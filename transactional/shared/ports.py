@@ -40,6 +40,10 @@ class EventPublisher(Protocol):
         """Wait for queued messages; return how many are still undelivered."""
         ...
 
+    def reset(self) -> None:
+        """Drop everything queued and start a fresh producer session (new producer id)."""
+        ...
+
     def close(self) -> None:
         """Flush what is left and release the client."""
         ...

@@ -34,6 +34,8 @@ class _Batch:
     records: Sequence[OutboxRecord]
     results: dict[int, str | None] = field(default_factory=dict)
     marked: int = 0
+    reports: int = 0  # delivery reports seen at the last check
+    progress_at: float = field(default_factory=time.monotonic)
 
 
 class Relay:
@@ -46,11 +48,13 @@ class Relay:
         *,
         batch_size: int = 500,
         flush_timeout_s: float = 1.0,
+        stall_timeout_s: float = 30.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._batch_size = batch_size
         self._flush_timeout_s = flush_timeout_s
+        self._stall_timeout_s = stall_timeout_s
         self._batch: _Batch | None = None
 
     def relay_once(self) -> BatchResult:
@@ -90,8 +94,22 @@ class Relay:
                     first.id,
                     batch.results.get(first.id),
                 )
-        elif batch.marked < len(batch.records):
-            log.info("relay: %d messages still waiting for the broker", in_flight)
+        elif len(batch.results) > batch.reports:
+            batch.reports = len(batch.results)
+            batch.progress_at = time.monotonic()
+        elif time.monotonic() - batch.progress_at > self._stall_timeout_s:
+            # No report at all for a while: the broker may have restarted and forgotten our
+            # producer id, which a queued batch never recovers from. Start over from the
+            # outbox with a fresh producer session (what follows the prefix is resent).
+            log.warning(
+                "relay: no delivery progress for %.0fs with %d in flight; restarting the "
+                "producer and republishing from outbox id %d",
+                self._stall_timeout_s,
+                in_flight,
+                batch.records[batch.marked].id,
+            )
+            self._publisher.reset()
+            self._batch = None
         return BatchResult(len(batch.records), len(newly), failed, in_flight)
 
     def run(
