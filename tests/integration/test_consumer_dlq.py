@@ -11,10 +11,11 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
-from schemas.registry import REGISTRY, dlq_topic, topic_for
+from schemas.registry import REGISTRY, dlq_topic
 from souk.stack.endpoints import Endpoints
 from tests.builders import stock_adjusted
 from tests.fakes import FakePublisher
+from tests.integration.publishing import publish_through_outbox
 from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.errors import PublishFailed
 from transactional.shared.inbox import PostgresInbox
@@ -22,12 +23,8 @@ from transactional.shared.kafka import (
     KafkaClientSettings,
     KafkaEventPublisher,
     consumer_config,
-    create_topics,
 )
-from transactional.shared.outbox import Outbox
-from transactional.shared.outbox_store import PostgresOutboxStore
 from transactional.shared.processor import MessageProcessor
-from transactional.shared.relay import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +42,10 @@ def committed(kafka: KafkaClientSettings, group: str, topic: str) -> int:
 def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
     endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
 ) -> None:
-    topic = topic_for("inventory", region)
-    create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=2)
     envelopes = [stock_adjusted(region, "sku-1", n) for n in range(1, 21)]
     poison = envelopes[6]
-    with engine.begin() as connection:
-        Outbox(regions=[region]).add(connection, envelopes)
+    topic = publish_through_outbox(endpoints, engine, envelopes, partitions=2)
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
-    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
-    relay.drain()
-    relay.close()  # gives up the relay leadership for the next test
 
     with engine.begin() as connection:
         connection.execute(
@@ -118,19 +109,14 @@ def test_poison_event_is_dead_lettered_and_the_partition_keeps_flowing(
 def test_a_message_neither_applied_nor_dead_lettered_is_never_committed(
     endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
 ) -> None:
-    topic = topic_for("inventory", region)
-    create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
     envelopes = [stock_adjusted(region, "sku-2", n) for n in range(1, 11)]
     poison = envelopes[5]
     with engine.begin() as connection:
-        Outbox(regions=[region]).add(connection, envelopes)
         connection.execute(
             text("CREATE TABLE IF NOT EXISTS dlq_test_applied (seq bigserial, region text, n int)")
         )
+    topic = publish_through_outbox(endpoints, engine, envelopes)
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
-    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
-    relay.drain()
-    relay.close()
 
     def handle(envelope: Envelope, payload: msgspec.Struct, tx: Connection) -> None:
         if envelope.event_id == poison.event_id:

@@ -9,17 +9,14 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
-from schemas.registry import dlq_topic, topic_for
 from souk.stack.endpoints import Endpoints
 from tests.builders import stock_adjusted
+from tests.integration.publishing import publish_through_outbox
 from transactional.shared.consumer import KafkaEventConsumer
 from transactional.shared.db import create_db_engine
 from transactional.shared.inbox import PostgresInbox
-from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher, create_topics
-from transactional.shared.outbox import Outbox
-from transactional.shared.outbox_store import PostgresOutboxStore
+from transactional.shared.kafka import KafkaClientSettings, KafkaEventPublisher
 from transactional.shared.processor import MessageProcessor
-from transactional.shared.relay import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +24,13 @@ pytestmark = pytest.mark.integration
 def test_connection_loss_is_retried_and_a_statement_timeout_is_dead_lettered(
     endpoints: Endpoints, engine: Engine, region: str, clean_outbox: None
 ) -> None:
-    topic = topic_for("inventory", region)
-    create_topics(endpoints.kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
     with engine.begin() as connection:
-        Outbox(regions=[region]).add(
-            connection, [stock_adjusted(region, "sku-o", n) for n in range(1, 7)]
-        )
         connection.execute(
             text("CREATE TABLE IF NOT EXISTS outage_test_applied (region text, n int)")
         )
+    envelopes = [stock_adjusted(region, "sku-o", n) for n in range(1, 7)]
+    topic = publish_through_outbox(endpoints, engine, envelopes)
     kafka = KafkaClientSettings(endpoints.kafka_bootstrap)
-    relay = Relay(PostgresOutboxStore(endpoints.database_url), KafkaEventPublisher(kafka))
-    relay.drain()
-    relay.close()
 
     kills = [0]
 
