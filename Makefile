@@ -24,7 +24,7 @@ test: install  ## The whole test suite, against real PostgreSQL, Valkey and a Ka
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy souk schemas transactional
+	$(BIN)/mypy souk schemas transactional serving
 
 bench: install  ## Outbox → Kafka throughput and latency beside the raw produce rate
 	$(BIN)/python -m bench.outbox_throughput $(ARGS)

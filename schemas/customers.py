@@ -11,7 +11,7 @@ import msgspec
 from schemas.common import Channel, CountryCode, Id, Locale, RegionCode
 from schemas.spec import EventSpec
 
-__all__ = ["SPECS", "UserRegistered"]
+__all__ = ["SPECS", "AddressAdded", "UserRegistered"]
 
 
 class UserRegistered(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,4 +27,18 @@ class UserRegistered(msgspec.Struct, frozen=True, kw_only=True):
     prime: bool = False
 
 
-SPECS = (EventSpec("user.registered", 1, "customers", "customer", UserRegistered, "customer_id"),)
+class AddressAdded(msgspec.Struct, frozen=True, kw_only=True):
+    """customer.address_added: a delivery address was saved (coarse location only, no street)."""
+
+    customer_id: Id
+    address_id: Id
+    country: CountryCode
+    subdivision: str | None = None
+    city: str | None = None
+    is_default: bool = False
+
+
+SPECS = (
+    EventSpec("user.registered", 1, "customers", "customer", UserRegistered, "customer_id"),
+    EventSpec("customer.address_added", 1, "customers", "customer", AddressAdded, "customer_id"),
+)

@@ -52,6 +52,24 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_s: float = Field(default=0.05, ge=0)
 
+    http_host: str = Field(default="127.0.0.1", description="Where `souk serve` listens.")
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    http_workers: int = Field(default=1, ge=1, description="Server processes of `souk serve`.")
+    # Signing key of bearer tokens. The default is for a laptop only: set it in production.
+    jwt_secret: str = Field(default="souk-local-development-secret-change-me", min_length=32)
+    token_ttl_s: int = Field(default=3600, ge=60)
+    # argon2id cost; OWASP's baseline by default, lower it only for simulations and tests.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=1024)
+    catalog_shards: int = Field(default=16, ge=1, le=256, description="Product-id prefixes.")
+    cart_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="Idle carts expire.")
+    # A checkout holds stock this long; a crashed or abandoned one gives it back after.
+    reservation_ttl_s: int = Field(default=900, ge=1)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=1, description="Idempotency-Key life.")
+    payment_gateway: str = Field(default="sandbox", description="Card processor adapter.")
+    # A saga step older than this with no progress is taken over by recovery.
+    saga_recovery_after_s: float = Field(default=30.0, gt=0)
+
     @field_validator("regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:

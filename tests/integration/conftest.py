@@ -12,12 +12,17 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
 from sqlalchemy import Engine
 
+from serving.app import create_app
+from souk.services import Services, build_services
 from souk.settings import Settings
 from souk.stack import Stack
 from souk.stack.endpoints import Endpoints
 from souk.stack.homes import temporary_home
+from tests.integration.http import serve_in_thread
 from transactional.shared.db import create_db_engine
 from transactional.shared.migrations import upgrade_database
 
@@ -26,7 +31,10 @@ from transactional.shared.migrations import upgrade_database
 def souk_settings() -> Iterator[Settings]:
     """Settings with a private state folder for this test worker."""
     home = temporary_home("souk-test-")  # not tmp_path: the embedded PostgreSQL must enter it
-    yield Settings(home=home, _env_file=None)  # type: ignore[call-arg]
+    # Cheap password hashing: the suite registers thousands of customers on 2 cores.
+    yield Settings(  # type: ignore[call-arg]
+        home=home, _env_file=None, password_time_cost=1, password_memory_kib=1024
+    )
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -61,3 +69,33 @@ def clean_outbox(engine: Engine) -> None:
 def region() -> str:
     """A fresh region code, so each test gets its own topics on the shared broker."""
     return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def services(souk_settings: Settings, endpoints: Endpoints) -> Iterator[Services]:
+    """Every purchase-path service wired to the test stack, as `souk serve` wires them."""
+    built = build_services(
+        souk_settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
+    )
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="session")
+def app(services: Services) -> Litestar:
+    """The full HTTP app over the test stack."""
+    return create_app(services)
+
+
+@pytest.fixture
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    """An in-process HTTP client of the app."""
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_url(app: Litestar) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, for truly concurrent clients."""
+    with serve_in_thread(app) as url:
+        yield url

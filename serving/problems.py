@@ -1,0 +1,130 @@
+"""RFC 9457 problem+json responses for every error, so clients never parse an HTML 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from transactional.shared.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+    StoreUnavailable,
+    Unauthorized,
+)
+
+PROBLEM_JSON = "application/problem+json"
+_LOG = logging.getLogger("souk.serving")
+
+# Most specific first: subclasses of these map to the same status.
+STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (PaymentDeclined, 402),
+    (Conflict, 409),
+    (InvalidRequest, 422),
+)
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    402: "Payment declined",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a domain error, by its kind."""
+    for kind, status in STATUS_OF:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    """A problem+json response; ``code`` is our stable machine-readable type suffix."""
+    body: dict[str, Any] = {
+        "type": f"https://souk.dev/problems/{code}" if code else "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if code:
+        body["code"] = code
+    body.update({key: value for key, value in extra.items() if key not in body})
+    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def domain_error_handler(
+    request: Request[Any, Any, Any], error: DomainError
+) -> Response[dict[str, Any]]:
+    """A refused command → its status with the error's code, detail and structured facts."""
+    return problem(request, status_of(error), error.detail, code=error.code, **error.extra)
+
+
+def http_error_handler(
+    request: Request[Any, Any, Any], error: HTTPException
+) -> Response[dict[str, Any]]:
+    """Litestar's own errors (validation, routing, method) as problem+json."""
+    extra: dict[str, Any] = {}
+    if error.extra:
+        extra["errors"] = error.extra
+    code = "validation_failed" if error.status_code == 400 else None
+    if error.status_code >= 500:
+        _LOG.error("server error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(request, error.status_code, str(error.detail), code=code, **extra)
+
+
+def store_unavailable_handler(
+    request: Request[Any, Any, Any], error: StoreUnavailable
+) -> Response[dict[str, Any]]:
+    """A backing store is down: 503 so clients retry, not a 500."""
+    return problem(request, 503, str(error), code="store_unavailable")
+
+
+def unexpected_error_handler(
+    request: Request[Any, Any, Any], error: Exception
+) -> Response[dict[str, Any]]:
+    """A bug: log it with its traceback, answer a 500 problem without internals."""
+    _LOG.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "an unexpected error occurred; it has been logged",
+        code="internal_error",
+    )
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    DomainError: domain_error_handler,
+    HTTPException: http_error_handler,
+    StoreUnavailable: store_unavailable_handler,
+    Exception: unexpected_error_handler,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "problem", "status_of"]

@@ -1,0 +1,7 @@
+"""HTTP controllers of the sellers slice (being built)."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+ROUTES: list[ControllerRouterHandler] = []
