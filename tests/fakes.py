@@ -115,3 +115,38 @@ class FakeInbox:
         except Exception:
             self.applied = before  # all or nothing, like the one transaction it stands for
             raise
+
+
+class FakeUnitOfWork:
+    """A unit of work without a database: slices subclass it and attach in-memory repositories.
+
+    ``committed`` collects every event of every commit, in order; a ``with`` block left without
+    commit discards its events, as the real one rolls back.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[Envelope] = []
+        self.committed: list[Envelope] = []
+        self.commits = 0
+
+    def __enter__(self) -> Any:
+        self.events = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rollback()
+
+    def emit(self, *envelopes: Envelope) -> None:
+        self.events.extend(envelopes)
+
+    def commit(self) -> None:
+        self.committed.extend(self.events)
+        self.events = []
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.events = []
+
+    def event_types(self) -> list[str]:
+        """Types of the committed events, in commit order."""
+        return [envelope.event_type for envelope in self.committed]
