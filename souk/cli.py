@@ -164,6 +164,49 @@ def demo(
         raise fail("the demo did not deliver every event exactly once: see the summary above")
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (SOUK_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (SOUK_HTTP_PORT).")] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Serve only this domain (repeatable); default: all of them."),
+    ] = None,
+    relay: Annotated[bool, typer.Option(help="Also run the outbox relay in this process.")] = True,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
+) -> None:
+    """Serve the storefront, seller and admin APIs (OpenAPI at /schema) until stopped."""
+    from souk.serve import serve as run
+
+    configure_logging(log_level)
+    settings = get_settings()
+    host = host or settings.http_host
+    port = settings.http_port if port is None else port
+    err_console.print(f"serving on http://{host}:{port} (OpenAPI: /schema/openapi.json)")
+    try:
+        run(
+            settings, host=host, port=port, domains=domain, relay=relay, log_level=log_level.lower()
+        )
+    except (StackError, SoukError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("token")
+def token(
+    subject: Annotated[str, typer.Option(help="Customer id the token names.")] = "admin",
+    admin: Annotated[bool, typer.Option(help="Grant the admin role.")] = False,
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds.")] = None,
+) -> None:
+    """Print a signed bearer token (e.g. `souk token --admin` for the admin endpoints)."""
+    from transactional.shared.auth import ADMIN, JwtTokens, Principal
+
+    settings = get_settings()
+    tokens = JwtTokens(settings.jwt_secret, ttl_s=ttl or settings.token_ttl_s)
+    roles = frozenset({ADMIN}) if admin else frozenset()
+    issued, _ = tokens.issue(Principal(subject, settings.region, roles))
+    print(issued)
+
+
 @app.command("schemas")
 def schemas(
     check: Annotated[bool, typer.Option(help="Only check compatibility; write nothing.")] = False,

@@ -1,0 +1,61 @@
+"""`souk serve`: the HTTP APIs on uvicorn, with housekeeping and (optionally) the outbox relay."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import uvicorn
+
+from serving.app import create_app
+from souk.background import Housekeeper, housekeeping_tasks
+from souk.services import build_services
+from souk.settings import Settings
+from souk.stack.endpoints import resolve_url
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    domains: Sequence[str] | None = None,
+    relay: bool = True,
+    log_level: str = "warning",
+) -> None:
+    """Serve until SIGINT/SIGTERM; the relay thread publishes what the APIs write."""
+    database_url = resolve_url(settings, "postgres")
+    services = build_services(
+        settings, database_url=database_url, redis_url=resolve_url(settings, "redis")
+    )
+    housekeeper = Housekeeper(housekeeping_tasks(services))
+    relay_stop = threading.Event()
+    relay_thread = None
+    if relay:
+        from souk.wiring import build_relay
+
+        relay_ = build_relay(settings, database_url, resolve_url(settings, "kafka"))
+
+        def run_relay() -> None:
+            try:
+                relay_.run(
+                    relay_stop,
+                    poll_interval_s=settings.relay_poll_interval_s,
+                    retention_s=settings.outbox_retention_hours * 3600,
+                )
+            finally:
+                relay_.close()
+
+        relay_thread = threading.Thread(target=run_relay, name="souk-relay", daemon=True)
+    app = create_app(services, domains)
+    housekeeper.start()
+    if relay_thread is not None:
+        relay_thread.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        housekeeper.stop()
+        relay_stop.set()
+        if relay_thread is not None:
+            relay_thread.join(timeout=15)
+        services.close()
