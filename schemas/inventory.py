@@ -25,7 +25,13 @@ class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True):
     on_hand_after: NonNegativeInt
     available_after: NonNegativeInt | None = None  # on hand minus open reservations
     reason: Literal[
-        "receipt", "cycle_count", "damage", "return_restock", "correction", "manual"
+        "receipt",
+        "cycle_count",
+        "damage",
+        "return_restock",
+        "correction",
+        "manual",
+        "order_cancelled",  # units of a cancelled order back on the shelf
     ] = "manual"
     reference_id: Id | None = None  # PO, return or count id that caused it
 

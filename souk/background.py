@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from souk.services import Services
+from transactional.inventory.service import InventoryService
 
 _LOG = logging.getLogger("souk.background")
 
@@ -47,6 +48,14 @@ def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
             )
         )
     return tasks
+
+
+def _reconcile(inventory: InventoryService) -> str | None:
+    """Repair Redis from PostgreSQL; a log line only when counters had drifted."""
+    report = inventory.reconcile(repair=True)
+    if not report.drifted:
+        return None
+    return f"{report.drifted} of {report.checked} counters had drifted; {report.repaired} repaired"
 
 
 class Housekeeper:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.registry import SchemaError
+from souk.inventory_cli import inventory_app
 from souk.logging import configure_logging
 from souk.settings import get_settings
 from souk.stack import commands as stack_commands
@@ -33,6 +34,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one l
 app.command("up")(stack_commands.up)
 app.command("down")(stack_commands.down)
 app.command("status")(stack_commands.status)
+app.add_typer(inventory_app, name="inventory", help="Stock: reconcile Redis with PostgreSQL.")
 
 
 def fail(message: str) -> typer.Exit:

@@ -1,0 +1,621 @@
+"""Inventory use cases: stock counts, reservations for checkouts, expiry and reconciliation.
+
+Reserving goes Redis first, PostgreSQL second: the Lua gate rejects what is clearly out of
+stock without touching a database row, and PostgreSQL's conditional update is the final word,
+so a Redis counter that drifted upwards can never oversell. PostgreSQL is the truth; Redis is
+repaired from it (on a refused reservation, on a cold key, and by ``reconcile``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, cast
+
+from schemas.ids import new_id
+from schemas.inventory import StockAdjusted, StockCommitted, StockReleased, StockReserved
+from schemas.registry import REGISTRY
+from transactional.inventory.model import (
+    RELEASE_REASONS,
+    RESTOCK_REASONS,
+    AdjustReason,
+    Allocation,
+    Candidate,
+    Drift,
+    DriftReport,
+    GateResult,
+    InsufficientStock,
+    InventoryRepository,
+    Pick,
+    ReleaseReason,
+    Reservation,
+    ReservationReleased,
+    ReservationStatus,
+    SellerAccounts,
+    SkuDirectory,
+    StockCounters,
+    StockKey,
+    StockLevel,
+    Warehouse,
+    allocate,
+    check_units,
+    check_warehouse,
+    normalise_lines,
+)
+from transactional.shared.auth import Principal
+from transactional.shared.errors import Forbidden, InvalidRequest, NotFound, StoreUnavailable
+from transactional.shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 4  # of one reserve: races in Redis and refused drifted counters retry this often
+_SWEEP_BATCH = 200
+_RECONCILE_PAGE = 1000
+
+
+class InventoryUnitOfWork(UnitOfWork, Protocol):
+    """A transaction with the inventory repository attached."""
+
+    inventory: InventoryRepository
+
+
+@dataclass(frozen=True)
+class WarehouseStock:
+    """One warehouse's units of a SKU."""
+
+    warehouse_id: str
+    region: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+@dataclass(frozen=True)
+class StockView:
+    """A SKU's stock per warehouse and in total."""
+
+    sku: str
+    warehouses: list[WarehouseStock]
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class _Refused(Exception):
+    """PostgreSQL refused a reservation Redis allowed: the counter drifted upwards."""
+
+    def __init__(self, keys: Sequence[StockKey]) -> None:
+        super().__init__(f"refused by PostgreSQL: {keys}")
+        self.keys = list(keys)
+
+
+class InventoryService:
+    """The Inventory Service: durable stock in PostgreSQL, real-time counters in Redis."""
+
+    def __init__(
+        self,
+        uow: Callable[[], InventoryUnitOfWork],
+        counters: StockCounters,
+        *,
+        skus: SkuDirectory,
+        sellers: SellerAccounts,
+        regions: Iterable[str],
+        reservation_ttl_s: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._uow = uow
+        self._counters = counters
+        self._skus = skus
+        self._sellers = sellers
+        self._regions = frozenset(regions)
+        self._ttl = timedelta(seconds=reservation_ttl_s)
+        self._clock = clock
+
+    # -- warehouses -----------------------------------------------------------------------
+
+    def warehouses(self) -> list[Warehouse]:
+        """Every warehouse, by id."""
+        with self._uow() as uow:
+            return uow.inventory.warehouses()
+
+    def put_warehouse(self, actor: Principal, warehouse: Warehouse) -> Warehouse:
+        """Create or update a warehouse (admins only)."""
+        actor.require_admin()
+        check_warehouse(warehouse, self._regions)
+        with self._uow() as uow:
+            # Reference data, not a stock movement: no event type exists for it (yet).
+            uow.inventory.save_warehouse(warehouse)
+            uow.commit()
+        return warehouse
+
+    # -- reading stock --------------------------------------------------------------------
+
+    def stock(self, sku: str) -> StockView:
+        """A SKU's stock per warehouse; NotFound if neither the catalog nor stock knows it."""
+        with self._uow() as uow:
+            levels = uow.inventory.stock_of([sku])
+        if not levels and sku not in self._skus.sellers_of([sku]):
+            raise NotFound(f"no SKU {sku}", code="sku_not_found")
+        return _view(sku, levels)
+
+    def availability(self, skus: Iterable[str]) -> dict[str, int]:
+        """Available units per SKU across warehouses (0 for SKUs without stock)."""
+        wanted = sorted(set(skus))
+        if not wanted:
+            return {}
+        with self._uow() as uow:
+            known = uow.inventory.availability(wanted)
+        return {sku: known.get(sku, 0) for sku in wanted}
+
+    # -- counting stock -------------------------------------------------------------------
+
+    def set_on_hand(
+        self,
+        sku: str,
+        warehouse_id: str,
+        on_hand: int,
+        *,
+        actor: Principal | None = None,
+        reason: AdjustReason = "cycle_count",
+    ) -> StockView:
+        """Set the on-hand units of a SKU in a warehouse; ``actor`` None is a trusted caller.
+
+        Allowed for admins and the seller owning the SKU; emits ``stock.adjusted``.
+        """
+        check_units(on_hand, "on_hand", minimum=0)
+        owner = self._skus.sellers_of([sku]).get(sku)
+        if owner is None:
+            raise NotFound(f"no SKU {sku} in the catalog", code="sku_not_found")
+        if (
+            actor is not None
+            and not actor.is_admin
+            and self._sellers.seller_of(actor.customer_id) != owner
+        ):
+            raise Forbidden(
+                f"only the seller of {sku} or an admin may count its stock",
+                code="not_sku_owner",
+            )
+        key = (sku, warehouse_id)
+        delta = 0
+        with self._uow() as uow:
+            warehouse = uow.inventory.warehouse(warehouse_id)
+            if warehouse is None:
+                raise NotFound(f"no warehouse {warehouse_id}", code="warehouse_not_found")
+            if warehouse.region not in self._regions:  # its events could not be published
+                raise InvalidRequest(
+                    f"warehouse {warehouse_id} is in region {warehouse.region!r}, which this "
+                    f"deployment does not serve (SOUK_REGIONS)",
+                    code="warehouse_not_served",
+                )
+            # No row and nothing to count: nothing changes (no empty row either).
+            level = uow.inventory.lock_stock(sku, warehouse_id, create=on_hand > 0)
+            delta = 0 if level is None else level.set_on_hand(on_hand)
+            if level is not None and delta:
+                uow.inventory.save_on_hand(level)
+                uow.emit(
+                    REGISTRY.new_event(
+                        "stock.adjusted",
+                        StockAdjusted(
+                            sku=sku,
+                            warehouse_id=warehouse_id,
+                            delta=delta,
+                            on_hand_after=level.on_hand,
+                            available_after=level.available,
+                            reason=reason,
+                        ),
+                        region=warehouse.region,
+                    )
+                )
+            # The counter only ever errs low: it drops before the commit, rises after it.
+            if delta < 0:
+                self._adjust_counters({key: delta})
+            try:
+                uow.commit()
+            except BaseException:
+                if delta < 0:
+                    self._adjust_counters({key: -delta})
+                raise
+        if delta > 0:
+            self._adjust_counters({key: delta})
+        return self.stock(sku)
+
+    # -- reservations ---------------------------------------------------------------------
+
+    def reserve(
+        self, checkout_id: str, lines: Sequence[tuple[str, int]], ship_region: str
+    ) -> list[Allocation]:
+        """Hold stock for every line, all or nothing; a repeat returns the existing holds."""
+        if not checkout_id:
+            raise InvalidRequest("a checkout id is required", code="invalid_checkout_id")
+        wanted = normalise_lines(lines)
+        short: Sequence[str] = sorted(wanted)
+        for _ in range(_ATTEMPTS):
+            try:
+                return self._try_reserve(checkout_id, wanted, ship_region)
+            except _Refused as refused:
+                short = sorted({sku for sku, _ in refused.keys})
+                self._resync(refused.keys)
+            except _Short as raced:
+                short = raced.skus
+        raise InsufficientStock(short)
+
+    def _try_reserve(
+        self, checkout_id: str, wanted: Mapping[str, int], ship_region: str
+    ) -> list[Allocation]:
+        with self._uow() as uow:
+            uow.inventory.lock_checkout(checkout_id)
+            existing = [
+                r
+                for r in uow.inventory.reservations_of_checkout(checkout_id)
+                if r.status is not ReservationStatus.RELEASED
+            ]
+            if existing:
+                return [r.allocation() for r in existing]
+            levels = {
+                level.key: level
+                for level in uow.inventory.stock_of(wanted)
+                if level.region in self._regions
+            }
+            live = self._live_counts(levels)
+            candidates: dict[str, list[Candidate]] = defaultdict(list)
+            for key, level in levels.items():
+                # Never trust a counter above PostgreSQL's: a drifted one must not be chosen.
+                units = level.available if live is None else min(live[key], level.available)
+                candidates[level.sku].append(Candidate(level.warehouse_id, level.region, units))
+            picks = allocate(wanted, candidates, ship_region)
+            gated = self._gate(picks, levels)
+            committed = False
+            try:
+                reservations = self._hold(uow, checkout_id, picks, levels)
+                uow.commit()
+                committed = True
+            finally:
+                if gated and not committed:
+                    self._adjust_counters({p.key: p.quantity for p in picks})
+        return [r.allocation() for r in reservations]
+
+    def _hold(
+        self,
+        uow: InventoryUnitOfWork,
+        checkout_id: str,
+        picks: Sequence[Pick],
+        levels: Mapping[StockKey, StockLevel],
+    ) -> list[Reservation]:
+        now = self._clock()
+        refused: list[StockKey] = []
+        after: dict[StockKey, StockLevel] = {}
+        # Sorted, so concurrent multi-SKU reservations lock rows in one order (no deadlock).
+        for pick in sorted(picks, key=lambda p: p.key):
+            level = uow.inventory.reserve_units(pick.sku, pick.warehouse_id, pick.quantity)
+            if level is None:
+                refused.append(pick.key)
+            else:
+                after[pick.key] = level
+        if refused:
+            raise _Refused(refused)
+        reservations = [
+            Reservation(
+                reservation_id=new_id("rsv"),
+                checkout_id=checkout_id,
+                sku=pick.sku,
+                warehouse_id=pick.warehouse_id,
+                region=levels[pick.key].region,
+                quantity=pick.quantity,
+                expires_at=now + self._ttl,
+                created_at=now,
+                updated_at=now,
+            )
+            for pick in picks
+        ]
+        uow.inventory.add_reservations(reservations)
+        for reservation in reservations:
+            uow.emit(
+                REGISTRY.new_event(
+                    "stock.reserved",
+                    StockReserved(
+                        reservation_id=reservation.reservation_id,
+                        sku=reservation.sku,
+                        warehouse_id=reservation.warehouse_id,
+                        quantity=reservation.quantity,
+                        checkout_id=checkout_id,
+                        expires_at=reservation.expires_at,
+                        available_after=after[reservation.key].available,
+                    ),
+                    region=reservation.region,
+                )
+            )
+        return reservations
+
+    def commit(self, checkout_id: str, order_id: str) -> list[Allocation]:
+        """The checkout's held units are sold to ``order_id`` (on hand drops); idempotent."""
+        if not order_id:
+            raise InvalidRequest("an order id is required", code="invalid_order_id")
+        with self._uow() as uow:
+            uow.inventory.lock_checkout(checkout_id)
+            reservations = uow.inventory.reservations_of_checkout(checkout_id)
+            if not reservations:
+                raise NotFound(
+                    f"no stock is reserved for checkout {checkout_id}",
+                    code="reservation_not_found",
+                )
+            # Released rows are history (the checkout may have reserved again after an expiry).
+            live = [r for r in reservations if r.status is not ReservationStatus.RELEASED]
+            if not live:
+                last = reservations[-1]
+                raise ReservationReleased(
+                    f"the stock held for checkout {checkout_id} was released "
+                    f"({last.release_reason}); reserve again",
+                    reason=last.release_reason,
+                )
+            now = self._clock()
+            changed = [r for r in live if r.commit(order_id, now)]
+            for reservation in sorted(changed, key=lambda r: r.key):
+                level = uow.inventory.commit_units(
+                    reservation.sku, reservation.warehouse_id, reservation.quantity
+                )
+                uow.emit(
+                    REGISTRY.new_event(
+                        "stock.committed",
+                        StockCommitted(
+                            reservation_id=reservation.reservation_id,
+                            sku=reservation.sku,
+                            warehouse_id=reservation.warehouse_id,
+                            quantity=reservation.quantity,
+                            order_id=order_id,
+                            on_hand_after=level.on_hand,
+                        ),
+                        region=reservation.region,
+                    )
+                )
+            uow.inventory.save_reservations(changed)
+            uow.commit()
+        return [r.allocation() for r in live]
+
+    def release(self, checkout_id: str, reason: str) -> int:
+        """Give a checkout's held units back; no-op once released or committed; idempotent.
+
+        Returns how many reservations were released.
+        """
+        _check_release_reason(reason)
+        with self._uow() as uow:
+            uow.inventory.lock_checkout(checkout_id)
+            reservations = uow.inventory.reservations_of_checkout(checkout_id)
+            released, given_back = self._release_all(uow, reservations, reason)
+            uow.commit()
+        self._adjust_counters(given_back)
+        return len(released)
+
+    def release_expired(self, now: datetime | None = None) -> int:
+        """Release held reservations past their expiry; safe to run in several processes.
+
+        Returns how many reservations were released.
+        """
+        now = now or self._clock()
+        total = 0
+        while True:
+            with self._uow() as uow:
+                checkouts = uow.inventory.expired_checkouts(now, _SWEEP_BATCH)
+                due: list[Reservation] = []
+                for checkout_id in checkouts:
+                    # Another process (or a commit) works on it: leave it to them.
+                    if uow.inventory.try_lock_checkout(checkout_id):
+                        due += [
+                            r
+                            for r in uow.inventory.held_of_checkout_skip_locked(checkout_id)
+                            if r.is_expired(now)
+                        ]
+                released, given_back = self._release_all(uow, due, "expired")
+                uow.commit()
+            self._adjust_counters(given_back)
+            total += len(released)
+            if len(checkouts) < _SWEEP_BATCH or not released:
+                return total
+
+    def _release_all(
+        self, uow: InventoryUnitOfWork, reservations: Sequence[Reservation], reason: str
+    ) -> tuple[list[Reservation], dict[StockKey, int]]:
+        """Release the held ones; returns them and the units to give back per counter."""
+        now = self._clock()
+        changed = [r for r in reservations if r.release(reason, now)]
+        units: dict[StockKey, int] = defaultdict(int)
+        for reservation in changed:
+            units[reservation.key] += reservation.quantity
+        after = {
+            key: uow.inventory.release_units(key[0], key[1], quantity)
+            for key, quantity in sorted(units.items())
+        }
+        uow.inventory.save_reservations(changed)
+        for reservation in changed:
+            uow.emit(
+                REGISTRY.new_event(
+                    "stock.released",
+                    StockReleased(
+                        reservation_id=reservation.reservation_id,
+                        sku=reservation.sku,
+                        warehouse_id=reservation.warehouse_id,
+                        quantity=reservation.quantity,
+                        reason=cast(ReleaseReason, reason),  # checked by the callers
+                        order_id=reservation.order_id,
+                        available_after=after[reservation.key].available,
+                    ),
+                    region=reservation.region,
+                )
+            )
+        return changed, dict(units)
+
+    def restock(self, order_id: str, reason: str) -> int:
+        """Put an order's sold units back on the shelf (cancel/return); idempotent.
+
+        Returns the number of units restocked by this call.
+        """
+        recorded = RESTOCK_REASONS.get(reason)
+        if recorded is None:
+            raise InvalidRequest(
+                f"unknown restock reason {reason!r}; use one of {', '.join(RESTOCK_REASONS)}",
+                code="invalid_reason",
+            )
+        units: dict[StockKey, int] = defaultdict(int)
+        with self._uow() as uow:
+            uow.inventory.lock_order(order_id)
+            now = self._clock()
+            changed = [r for r in uow.inventory.reservations_of_order(order_id) if r.restock(now)]
+            for reservation in sorted(changed, key=lambda r: r.key):
+                level = uow.inventory.restock_units(
+                    reservation.sku, reservation.warehouse_id, reservation.quantity
+                )
+                units[reservation.key] += reservation.quantity
+                uow.emit(
+                    REGISTRY.new_event(
+                        "stock.adjusted",
+                        StockAdjusted(
+                            sku=reservation.sku,
+                            warehouse_id=reservation.warehouse_id,
+                            delta=reservation.quantity,
+                            on_hand_after=level.on_hand,
+                            available_after=level.available,
+                            reason=recorded,
+                            reference_id=order_id,
+                        ),
+                        region=reservation.region,
+                    )
+                )
+            uow.inventory.save_reservations(changed)
+            uow.commit()
+        self._adjust_counters(units)
+        return sum(units.values())
+
+    # -- reconciliation -------------------------------------------------------------------
+
+    def reconcile(self, repair: bool) -> DriftReport:
+        """Compare every Redis counter with PostgreSQL's on_hand - reserved; optionally repair.
+
+        A difference is confirmed by a second look before it counts, so a reservation in
+        flight between Redis and PostgreSQL is rarely mistaken for drift.
+        """
+        report = DriftReport()
+        after: StockKey | None = None
+        while True:
+            with self._uow() as uow:
+                page = uow.inventory.stock_page(after, _RECONCILE_PAGE)
+            if not page:
+                return report
+            after = page[-1].key
+            report.checked += len(page)
+            counts = self._counters.read([level.key for level in page])
+            suspects = [
+                level.key
+                for level, count in zip(page, counts, strict=True)
+                if count != level.available
+            ]
+            if suspects:
+                self._confirm(suspects, report, repair)
+
+    def _confirm(self, keys: Sequence[StockKey], report: DriftReport, repair: bool) -> None:
+        with self._uow() as uow:
+            levels = uow.inventory.stock_at(keys)
+        counts = self._counters.read([level.key for level in levels])
+        changes: list[tuple[StockKey, int | None, int]] = []
+        for level, count in zip(levels, counts, strict=True):
+            if count != level.available:
+                report.drifts.append(Drift(level.sku, level.warehouse_id, count, level.available))
+                changes.append((level.key, count, level.available))
+        if repair and changes:
+            report.repaired += self._counters.compare_and_set(changes)
+
+    # -- Redis helpers --------------------------------------------------------------------
+
+    def _live_counts(self, levels: Mapping[StockKey, StockLevel]) -> dict[StockKey, int] | None:
+        """Redis counters of these rows, priming missing ones; None if Redis is down."""
+        keys = list(levels)
+        if not keys:
+            return {}
+        try:
+            counts = self._counters.read(keys)
+            cold = {k: levels[k].available for k, c in zip(keys, counts, strict=True) if c is None}
+            if cold:
+                self._counters.prime(cold)
+                counts = self._counters.read(keys)
+        except StoreUnavailable as exc:
+            log.warning("stock counters unavailable, reserving on PostgreSQL alone: %s", exc)
+            return None
+        return {
+            k: (c if c is not None else levels[k].available)
+            for k, c in zip(keys, counts, strict=True)
+        }
+
+    def _gate(self, picks: Sequence[Pick], levels: Mapping[StockKey, StockLevel]) -> bool:
+        """Take the picks from the Redis counters atomically; False if Redis is down."""
+        try:
+            result: GateResult = self._counters.reserve(picks)
+            if result.missing:  # evicted or reset between reading and reserving
+                self._counters.prime({key: levels[key].available for key in result.missing})
+                result = self._counters.reserve(picks)
+        except StoreUnavailable as exc:
+            log.warning("stock counters unavailable, reserving on PostgreSQL alone: %s", exc)
+            return False
+        if not result.ok:
+            raise _Short(result.short or tuple(sorted({p.sku for p in picks})))
+        return True
+
+    def _adjust_counters(self, deltas: Mapping[StockKey, int]) -> None:
+        deltas = {key: delta for key, delta in deltas.items() if delta}
+        if not deltas:
+            return
+        try:
+            self._counters.adjust(deltas)
+        except StoreUnavailable as exc:  # PostgreSQL is right; reconcile fixes the counter
+            log.warning("stock counters not adjusted, run `souk inventory reconcile`: %s", exc)
+
+    def _resync(self, keys: Sequence[StockKey]) -> None:
+        """Overwrite drifted counters with PostgreSQL's value (if nobody changed them since)."""
+        try:
+            with self._uow() as uow:
+                levels = uow.inventory.stock_at(keys)
+            counts = self._counters.read([level.key for level in levels])
+            self._counters.compare_and_set(
+                [
+                    (level.key, count, level.available)
+                    for level, count in zip(levels, counts, strict=True)
+                ]
+            )
+        except StoreUnavailable as exc:
+            log.warning("stock counters not resynchronised: %s", exc)
+
+
+class _Short(Exception):
+    """The Redis gate found too few units (a concurrent reservation won the race)."""
+
+    def __init__(self, skus: Sequence[str]) -> None:
+        super().__init__(f"short: {skus}")
+        self.skus = list(skus)
+
+
+def _check_release_reason(reason: str) -> None:
+    if reason not in RELEASE_REASONS:
+        raise InvalidRequest(
+            f"unknown release reason {reason!r}; use one of {', '.join(sorted(RELEASE_REASONS))}",
+            code="invalid_reason",
+        )
+
+
+def _view(sku: str, levels: Sequence[StockLevel]) -> StockView:
+    warehouses = [
+        WarehouseStock(
+            warehouse_id=level.warehouse_id,
+            region=level.region,
+            on_hand=level.on_hand,
+            reserved=level.reserved,
+            available=level.available,
+        )
+        for level in sorted(levels, key=lambda level: level.warehouse_id)
+    ]
+    return StockView(
+        sku=sku,
+        warehouses=warehouses,
+        on_hand=sum(w.on_hand for w in warehouses),
+        reserved=sum(w.reserved for w in warehouses),
+        available=sum(w.available for w in warehouses),
+    )
