@@ -35,6 +35,7 @@ __all__ = [
     "OrderPacked",
     "OrderPaid",
     "OrderPlaced",
+    "OrderReturned",
     "OrderShipped",
     "OrderTotals",
     "ShippingSpeed",
@@ -177,6 +178,17 @@ class OrderCancelled(msgspec.Struct, frozen=True, kw_only=True):
     note: str | None = None
 
 
+class OrderReturned(msgspec.Struct, frozen=True, kw_only=True):
+    """order.returned: a delivered order came back (units restocked, capture refunded)."""
+
+    order_id: Id
+    customer_id: Id
+    returned_at: Timestamp
+    line_ids: list[Id] = []  # empty = the whole order
+    refund_amount: Money | None = None  # None = nothing was refunded
+    note: str | None = None
+
+
 SPECS = (
     EventSpec("order.placed", 1, "orders", "order", OrderPlaced, "order_id"),
     EventSpec("order.paid", 1, "orders", "order", OrderPaid, "order_id"),
@@ -184,4 +196,5 @@ SPECS = (
     EventSpec("order.shipped", 1, "orders", "order", OrderShipped, "order_id"),
     EventSpec("order.delivered", 1, "orders", "order", OrderDelivered, "order_id"),
     EventSpec("order.cancelled", 1, "orders", "order", OrderCancelled, "order_id"),
+    EventSpec("order.returned", 1, "orders", "order", OrderReturned, "order_id"),
 )

@@ -18,6 +18,7 @@ __all__ = [
     "PaymentCaptured",
     "PaymentFailed",
     "PaymentRefunded",
+    "PaymentVoided",
 ]
 
 
@@ -78,9 +79,21 @@ class PaymentRefunded(msgspec.Struct, frozen=True, kw_only=True):
     gateway_reference: str | None = None
 
 
+class PaymentVoided(msgspec.Struct, frozen=True, kw_only=True):
+    """payment.voided: an uncaptured authorisation was released; no money moved."""
+
+    payment_id: Id
+    order_id: Id
+    customer_id: Id
+    amount: Money  # the hold that was released
+    method: PaymentMethod
+    gateway_reference: str | None = None
+
+
 SPECS = (
     EventSpec("payment.authorized", 1, "payments", "payment", PaymentAuthorized, "payment_id"),
     EventSpec("payment.captured", 1, "payments", "payment", PaymentCaptured, "payment_id"),
     EventSpec("payment.failed", 1, "payments", "payment", PaymentFailed, "payment_id"),
     EventSpec("payment.refunded", 1, "payments", "payment", PaymentRefunded, "payment_id"),
+    EventSpec("payment.voided", 1, "payments", "payment", PaymentVoided, "payment_id"),
 )

@@ -1,0 +1,336 @@
+"""The order domain: an order's lines, its fulfilment groups and its state machine. Pure Python.
+
+    placed -> paid -> packed -> shipped -> delivered -> returned
+       \\        \\
+        +--------+--> cancelled   (a paid order's cancel refunds the capture)
+
+Every transition is recorded with its time, cause and actor. Asking for the status an order
+already has is an idempotent no-op (at-least-once callers retry); anything else not drawn
+above is an :class:`IllegalTransition` (HTTP 409).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, get_args
+
+from transactional.shared.errors import Conflict, InvalidRequest, NotFound
+
+OrderStatus = Literal["placed", "paid", "packed", "shipped", "delivered", "cancelled", "returned"]
+ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    "placed": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"packed", "cancelled"}),
+    "packed": frozenset({"shipped"}),
+    "shipped": frozenset({"delivered"}),
+    "delivered": frozenset({"returned"}),
+    "cancelled": frozenset(),
+    "returned": frozenset(),
+}
+PaymentMethod = Literal["card", "wallet", "emi", "upi", "net_banking", "cod", "gift_card"]
+CancelReason = Literal[
+    "customer_request",
+    "payment_failed",
+    "out_of_stock",
+    "fraud_suspected",
+    "seller_cancelled",
+    "timeout",
+]
+CANCEL_REASONS: tuple[CancelReason, ...] = get_args(CancelReason)
+# Who acts: "<kind>" or "<kind>:<id>", e.g. "customer:cus_1", "admin:adm_7", "system:checkout".
+ACTOR_KINDS = frozenset({"customer", "seller", "system", "support", "admin"})
+
+
+class IllegalTransition(Conflict):
+    """The order's state machine does not allow this move."""
+
+    code = "illegal_transition"
+
+
+class OrderNotFound(NotFound):
+    """No such order (or not the caller's: the two look the same)."""
+
+    code = "order_not_found"
+
+
+def actor_kind(actor: str) -> str:
+    """The kind of an actor string; InvalidRequest if it is not one Souk knows."""
+    kind = actor.partition(":")[0]
+    if kind not in ACTOR_KINDS:
+        raise InvalidRequest(
+            f"unknown actor {actor!r}; use one of {', '.join(sorted(ACTOR_KINDS))} "
+            "optionally followed by ':<id>'",
+            code="invalid_actor",
+        )
+    return kind
+
+
+def order_id_for(region: str, unique_hex: str) -> str:
+    """``ord_<region>_<hex>``: the region rides in the id so the id alone routes to its shard."""
+    return f"ord_{region}_{unique_hex}"
+
+
+def region_of(order_id: str) -> str:
+    """The region an order id names; OrderNotFound for anything that is not an order id."""
+    prefix, _, rest = order_id.partition("_")
+    region, _, unique = rest.partition("_")
+    if prefix != "ord" or not region or not unique or "_" in unique:
+        raise OrderNotFound(f"no order {order_id!r}")
+    return region
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The money of an order in minor units: grand = subtotal - discount + shipping + tax."""
+
+    subtotal_minor: int
+    discount_minor: int = 0
+    shipping_minor: int = 0
+    tax_minor: int = 0
+    grand_total_minor: int | None = None
+
+    @property
+    def grand_total(self) -> int:
+        """The amount to pay."""
+        if self.grand_total_minor is not None:
+            return self.grand_total_minor
+        return self.subtotal_minor - self.discount_minor + self.shipping_minor + self.tax_minor
+
+    def check(self, lines_subtotal: int) -> None:
+        """InvalidRequest unless the totals add up and agree with the lines."""
+        parts = (self.subtotal_minor, self.discount_minor, self.shipping_minor, self.tax_minor)
+        if any(_not_minor(part) for part in parts) or _not_minor(self.grand_total):
+            raise InvalidRequest(
+                "totals must be non-negative integers of minor units", code="invalid_totals"
+            )
+        if self.subtotal_minor != lines_subtotal:
+            raise InvalidRequest(
+                f"subtotal {self.subtotal_minor} is not the lines' {lines_subtotal}",
+                code="invalid_totals",
+            )
+        expected = self.subtotal_minor - self.discount_minor + self.shipping_minor + self.tax_minor
+        if self.grand_total != expected:
+            raise InvalidRequest(
+                f"grand total {self.grand_total} is not subtotal - discount + shipping + tax "
+                f"= {expected}",
+                code="invalid_totals",
+            )
+
+
+def _not_minor(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 0
+
+
+@dataclass(frozen=True)
+class ShippingAddress:
+    """Where the order goes, coarse (no street): the full address stays with the customer."""
+
+    country: str
+    subdivision: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    address_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """A quantity of one seller's SKU at a unit price, shipped from one warehouse."""
+
+    line_id: str
+    sku: str
+    product_id: str
+    seller_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int
+    warehouse_id: str
+
+    @property
+    def total_minor(self) -> int:
+        """Quantity times unit price."""
+        return self.quantity * self.unit_price_minor
+
+
+@dataclass
+class FulfilmentGroup:
+    """The lines one seller ships from one warehouse: packed and shipped together."""
+
+    group_id: str
+    seller_id: str
+    warehouse_id: str
+    line_ids: list[str]
+    status: OrderStatus = "placed"
+    shipment_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+def split_into_groups(order_id: str, lines: Sequence[OrderLine]) -> list[FulfilmentGroup]:
+    """One group per (seller, warehouse), in the order the pair first appears."""
+    groups: dict[tuple[str, str], FulfilmentGroup] = {}
+    for line in lines:
+        key = (line.seller_id, line.warehouse_id)
+        if key not in groups:
+            groups[key] = FulfilmentGroup(
+                group_id=f"{order_id}_g{len(groups) + 1}",
+                seller_id=line.seller_id,
+                warehouse_id=line.warehouse_id,
+                line_ids=[],
+            )
+        groups[key].line_ids.append(line.line_id)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded move of the state machine (``from_status`` None for the placement)."""
+
+    order_id: str
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    at: datetime
+    cause: str
+    actor: str
+
+
+@dataclass
+class Order:
+    """A customer's order in its region, with lines, fulfilment groups and payment."""
+
+    order_id: str
+    region: str
+    checkout_id: str
+    customer_id: str
+    currency: str
+    lines: list[OrderLine]
+    groups: list[FulfilmentGroup]
+    totals: Totals
+    shipping_address: ShippingAddress
+    payment_method: PaymentMethod
+    placed_at: datetime
+    updated_at: datetime
+    status: OrderStatus = "placed"
+    payment_id: str | None = None
+    paid_minor: int | None = None
+    refunded_minor: int = 0
+    history: list[Transition] = field(default_factory=list)  # transitions made in this session
+
+    def can_become(self, to: OrderStatus) -> bool:
+        """Whether ``to`` is the current status or one step of the state machine away."""
+        return to == self.status or to in TRANSITIONS[self.status]
+
+    def require(self, to: OrderStatus) -> None:
+        """IllegalTransition unless the order may move to ``to`` (or already is there)."""
+        if to not in TRANSITIONS:
+            raise InvalidRequest(f"unknown order status {to!r}", code="invalid_status")
+        if not self.can_become(to):
+            allowed = ", ".join(sorted(TRANSITIONS[self.status])) or "nothing (final)"
+            raise IllegalTransition(
+                f"order {self.order_id} is {self.status}; it can become {allowed}, not {to}",
+                order_status=self.status,
+                to=to,
+            )
+
+    def transition(
+        self, to: OrderStatus, at: datetime, cause: str, actor: str
+    ) -> Transition | None:
+        """Move to ``to``, recording when, why and by whom; None if already there."""
+        self.require(to)
+        actor_kind(actor)
+        if to == self.status:
+            return None
+        move = Transition(self.order_id, self.status, to, at, cause, actor)
+        self.status = to
+        self.updated_at = at
+        for group in self.groups:
+            group.status = to
+        self.history.append(move)
+        return move
+
+    def mark_paid(self, payment_id: str, amount_minor: int, at: datetime, actor: str) -> bool:
+        """Record the captured payment; False if this payment was recorded already."""
+        if self.payment_id == payment_id and self.paid_minor is not None:
+            return False
+        self.require("paid")
+        if self.status == "paid":
+            raise Conflict(
+                f"order {self.order_id} is already paid by {self.payment_id}",
+                code="already_paid",
+            )
+        if amount_minor != self.totals.grand_total:
+            raise InvalidRequest(
+                f"paid {amount_minor} is not the order's total {self.totals.grand_total}",
+                code="amount_mismatch",
+            )
+        self.payment_id = payment_id
+        self.paid_minor = amount_minor
+        self.transition("paid", at, f"payment {payment_id} captured", actor)
+        return True
+
+
+class InventoryPort(Protocol):
+    """What orders need from inventory when an order is cancelled or returned."""
+
+    def release(self, checkout_id: str, reason: str) -> object:
+        """Give back units still reserved for the checkout (no-op once committed)."""
+
+    def restock(self, order_id: str, reason: str) -> object:
+        """Put the order's committed (sold) units back on hand."""
+
+
+class PaymentState(Protocol):
+    """The part of a payment orders read after voiding or refunding it."""
+
+    @property
+    def refunded_minor(self) -> int:
+        """Money given back so far."""
+
+
+class PaymentsPort(Protocol):
+    """What orders need from payments when an order is cancelled or returned."""
+
+    def void(self, payment_id: str) -> PaymentState:
+        """Release an uncaptured authorisation (idempotent)."""
+
+    def refund(
+        self,
+        payment_id: str,
+        amount_minor: int | None = None,
+        *,
+        reason: Literal["return", "cancellation", "goodwill", "duplicate", "fraud"] = ...,
+    ) -> PaymentState:
+        """Refund what is left of the capture when ``amount_minor`` is None (idempotent)."""
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a customer's orders, newest first, with the total count."""
+
+    items: list[Order]
+    total: int
+    page: int
+    page_size: int
+
+
+class OrderRepository(Protocol):
+    """Stores orders in their region's partition."""
+
+    def add(self, order: Order) -> bool:
+        """Insert a new order; False if its checkout already has an order."""
+
+    def by_checkout(self, checkout_id: str) -> Order | None:
+        """The order placed from a checkout, or None."""
+
+    def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """An order with lines and groups (locked if asked), or None."""
+
+    def save(self, order: Order) -> None:
+        """Write back status, payment, groups and the transitions made in ``history``."""
+
+    def transitions(self, order_id: str) -> list[Transition]:
+        """Every recorded transition of an order, oldest first."""
+
+    def page_for(self, customer_id: str, page: int, page_size: int) -> OrderPage:
+        """A customer's orders, newest first."""

@@ -1,0 +1,358 @@
+"""PostgreSQL adapter of the order repository (region-partitioned tables), and its unit of work.
+
+Every statement names the region next to the order id, so PostgreSQL prunes to the one
+partition that holds the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+from sqlalchemy import Connection, text
+
+from transactional.orders.model import (
+    FulfilmentGroup,
+    Order,
+    OrderLine,
+    OrderNotFound,
+    OrderPage,
+    ShippingAddress,
+    Totals,
+    Transition,
+    region_of,
+)
+from transactional.shared.unit_of_work import SqlUnitOfWork
+
+_ORDER_COLUMNS = (
+    "region, order_id, checkout_id, customer_id, status, currency, subtotal_minor, "
+    "discount_minor, shipping_minor, tax_minor, grand_total_minor, ship_country, "
+    "ship_subdivision, ship_city, ship_postal_code, address_id, payment_method, payment_id, "
+    "paid_minor, refunded_minor, placed_at, updated_at"
+)
+_LINE_COLUMNS = (
+    "region, order_id, line_id, position, sku, product_id, seller_id, title, quantity, "
+    "unit_price_minor, warehouse_id, group_id"
+)
+_GROUP_COLUMNS = (
+    "region, order_id, group_id, position, seller_id, warehouse_id, status, shipment_id, "
+    "carrier, tracking_number"
+)
+
+
+def _names(columns: str) -> list[str]:
+    return [name.strip() for name in columns.split(",")]
+
+
+def _insert(table: str, columns: str) -> Any:
+    names = _names(columns)
+    return text(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    )
+
+
+def _region(order_id: str) -> str | None:
+    try:
+        return region_of(order_id)
+    except OrderNotFound:
+        return None
+
+
+class SqlOrderRepository:
+    """Orders, lines, fulfilment groups and transitions, partitioned by region."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, order: Order) -> bool:
+        """Claim the checkout, then insert the order; False if the checkout has an order."""
+        claimed = self._connection.execute(
+            text(
+                "INSERT INTO order_checkouts (checkout_id, region, order_id) "
+                "VALUES (:checkout_id, :region, :order_id) ON CONFLICT DO NOTHING"
+            ),
+            {"checkout_id": order.checkout_id, "region": order.region, "order_id": order.order_id},
+        )
+        if claimed.rowcount != 1:
+            return False
+        totals, address = order.totals, order.shipping_address
+        self._connection.execute(
+            _insert("orders", _ORDER_COLUMNS),
+            {
+                "region": order.region,
+                "order_id": order.order_id,
+                "checkout_id": order.checkout_id,
+                "customer_id": order.customer_id,
+                "status": order.status,
+                "currency": order.currency,
+                "subtotal_minor": totals.subtotal_minor,
+                "discount_minor": totals.discount_minor,
+                "shipping_minor": totals.shipping_minor,
+                "tax_minor": totals.tax_minor,
+                "grand_total_minor": totals.grand_total,
+                "ship_country": address.country,
+                "ship_subdivision": address.subdivision,
+                "ship_city": address.city,
+                "ship_postal_code": address.postal_code,
+                "address_id": address.address_id,
+                "payment_method": order.payment_method,
+                "payment_id": order.payment_id,
+                "paid_minor": order.paid_minor,
+                "refunded_minor": order.refunded_minor,
+                "placed_at": order.placed_at,
+                "updated_at": order.updated_at,
+            },
+        )
+        group_of = {line_id: group.group_id for group in order.groups for line_id in group.line_ids}
+        self._connection.execute(
+            _insert("order_lines", _LINE_COLUMNS),
+            [
+                {
+                    "region": order.region,
+                    "order_id": order.order_id,
+                    "line_id": line.line_id,
+                    "position": position,
+                    "sku": line.sku,
+                    "product_id": line.product_id,
+                    "seller_id": line.seller_id,
+                    "title": line.title,
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price_minor,
+                    "warehouse_id": line.warehouse_id,
+                    "group_id": group_of[line.line_id],
+                }
+                for position, line in enumerate(order.lines)
+            ],
+        )
+        self._connection.execute(
+            _insert("fulfilment_groups", _GROUP_COLUMNS),
+            [
+                {**self._group_row(order, group), "position": position}
+                for position, group in enumerate(order.groups)
+            ],
+        )
+        return True
+
+    def by_checkout(self, checkout_id: str) -> Order | None:
+        """The order placed from a checkout, or None."""
+        order_id = self._connection.execute(
+            text("SELECT order_id FROM order_checkouts WHERE checkout_id = :id"),
+            {"id": checkout_id},
+        ).scalar_one_or_none()
+        return None if order_id is None else self.get(order_id)
+
+    def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """An order with lines and groups (locked if asked), or None."""
+        region = _region(order_id)
+        if region is None:
+            return None
+        orders = self._load(
+            "region = :region AND order_id = :order_id" + (" FOR UPDATE" if for_update else ""),
+            {"region": region, "order_id": order_id},
+        )
+        return orders[0] if orders else None
+
+    def save(self, order: Order) -> None:
+        """Write back status, payment, groups and the transitions made in ``history``."""
+        key = {"region": order.region, "order_id": order.order_id}
+        self._connection.execute(
+            text(
+                "UPDATE orders SET status = :status, payment_id = :payment_id, "
+                "paid_minor = :paid_minor, refunded_minor = :refunded_minor, "
+                "updated_at = :updated_at WHERE region = :region AND order_id = :order_id"
+            ),
+            {
+                **key,
+                "status": order.status,
+                "payment_id": order.payment_id,
+                "paid_minor": order.paid_minor,
+                "refunded_minor": order.refunded_minor,
+                "updated_at": order.updated_at,
+            },
+        )
+        self._connection.execute(
+            text(
+                "UPDATE fulfilment_groups SET status = :status, shipment_id = :shipment_id, "
+                "carrier = :carrier, tracking_number = :tracking_number "
+                "WHERE region = :region AND order_id = :order_id AND group_id = :group_id"
+            ),
+            [self._group_row(order, group) for group in order.groups],
+        )
+        if not order.history:
+            return
+        last = self._connection.execute(
+            text(
+                "SELECT coalesce(max(seq), 0) FROM order_transitions "
+                "WHERE region = :region AND order_id = :order_id"
+            ),
+            key,
+        ).scalar_one()
+        self._connection.execute(
+            text(
+                "INSERT INTO order_transitions (region, order_id, seq, from_status, to_status, "
+                "at, cause, actor) VALUES (:region, :order_id, :seq, :from_status, :to_status, "
+                ":at, :cause, :actor)"
+            ),
+            [
+                {
+                    **key,
+                    "seq": last + offset,
+                    "from_status": move.from_status,
+                    "to_status": move.to_status,
+                    "at": move.at,
+                    "cause": move.cause,
+                    "actor": move.actor,
+                }
+                for offset, move in enumerate(order.history, 1)
+            ],
+        )
+
+    def transitions(self, order_id: str) -> list[Transition]:
+        """Every recorded transition of an order, oldest first."""
+        region = _region(order_id)
+        rows = self._connection.execute(
+            text(
+                "SELECT order_id, from_status, to_status, at, cause, actor FROM order_transitions "
+                "WHERE region = :region AND order_id = :order_id ORDER BY seq"
+            ),
+            {"region": region, "order_id": order_id},
+        ).mappings()
+        return [Transition(**dict(row)) for row in rows]
+
+    def page_for(self, customer_id: str, page: int, page_size: int) -> OrderPage:
+        """A customer's orders, newest first, with the total count."""
+        total = self._connection.execute(
+            text("SELECT count(*) FROM orders WHERE customer_id = :customer_id"),
+            {"customer_id": customer_id},
+        ).scalar_one()
+        items = self._load(
+            "customer_id = :customer_id ORDER BY placed_at DESC, order_id DESC "
+            "LIMIT :limit OFFSET :offset",
+            {"customer_id": customer_id, "limit": page_size, "offset": (page - 1) * page_size},
+        )
+        return OrderPage(items=items, total=int(total), page=page, page_size=page_size)
+
+    def _load(self, where: str, params: Mapping[str, Any]) -> list[Order]:
+        """Orders matching ``where`` (in its order), each with its lines and groups."""
+        rows = (
+            self._connection.execute(
+                text(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where}"), params
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return []
+        keys = {
+            "regions": sorted({row["region"] for row in rows}),
+            "ids": [row["order_id"] for row in rows],
+        }
+        lines = self._children("order_lines", _LINE_COLUMNS, keys)
+        groups = self._children("fulfilment_groups", _GROUP_COLUMNS, keys)
+        return [
+            _order(dict(row), lines.get(row["order_id"], []), groups.get(row["order_id"], []))
+            for row in rows
+        ]
+
+    def _children(
+        self, table: str, columns: str, keys: Mapping[str, Sequence[str]]
+    ) -> dict[str, list[Mapping[str, Any]]]:
+        rows = self._connection.execute(
+            text(
+                f"SELECT {columns} FROM {table} WHERE region = ANY(:regions) "
+                "AND order_id = ANY(:ids) ORDER BY order_id, position"
+            ),
+            dict(keys),
+        ).mappings()
+        by_order: dict[str, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            by_order.setdefault(row["order_id"], []).append(dict(row))
+        return by_order
+
+    @staticmethod
+    def _group_row(order: Order, group: FulfilmentGroup) -> dict[str, Any]:
+        return {
+            "region": order.region,
+            "order_id": order.order_id,
+            "group_id": group.group_id,
+            "seller_id": group.seller_id,
+            "warehouse_id": group.warehouse_id,
+            "status": group.status,
+            "shipment_id": group.shipment_id,
+            "carrier": group.carrier,
+            "tracking_number": group.tracking_number,
+        }
+
+
+def _order(
+    row: Mapping[str, Any],
+    lines: Sequence[Mapping[str, Any]],
+    groups: Sequence[Mapping[str, Any]],
+) -> Order:
+    return Order(
+        order_id=row["order_id"],
+        region=row["region"],
+        checkout_id=row["checkout_id"],
+        customer_id=row["customer_id"],
+        currency=row["currency"].strip(),
+        lines=[
+            OrderLine(
+                line_id=line["line_id"],
+                sku=line["sku"],
+                product_id=line["product_id"],
+                seller_id=line["seller_id"],
+                title=line["title"],
+                quantity=line["quantity"],
+                unit_price_minor=line["unit_price_minor"],
+                warehouse_id=line["warehouse_id"],
+            )
+            for line in lines
+        ],
+        groups=[
+            FulfilmentGroup(
+                group_id=group["group_id"],
+                seller_id=group["seller_id"],
+                warehouse_id=group["warehouse_id"],
+                line_ids=[
+                    line["line_id"] for line in lines if line["group_id"] == group["group_id"]
+                ],
+                status=group["status"],
+                shipment_id=group["shipment_id"],
+                carrier=group["carrier"],
+                tracking_number=group["tracking_number"],
+            )
+            for group in groups
+        ],
+        totals=Totals(
+            subtotal_minor=row["subtotal_minor"],
+            discount_minor=row["discount_minor"],
+            shipping_minor=row["shipping_minor"],
+            tax_minor=row["tax_minor"],
+            grand_total_minor=row["grand_total_minor"],
+        ),
+        shipping_address=ShippingAddress(
+            country=row["ship_country"].strip(),
+            subdivision=row["ship_subdivision"],
+            city=row["ship_city"],
+            postal_code=row["ship_postal_code"],
+            address_id=row["address_id"],
+        ),
+        payment_method=row["payment_method"],
+        placed_at=row["placed_at"],
+        updated_at=row["updated_at"],
+        status=row["status"],
+        payment_id=row["payment_id"],
+        paid_minor=row["paid_minor"],
+        refunded_minor=row["refunded_minor"],
+    )
+
+
+class SqlOrdersUnitOfWork(SqlUnitOfWork):
+    """A transaction with ``orders`` attached."""
+
+    orders: SqlOrderRepository
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.orders = SqlOrderRepository(self.connection)
+        return self

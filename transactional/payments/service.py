@@ -1,0 +1,448 @@
+"""Payment use cases over the gateway port: tokenise, authorise, capture, void, refund.
+
+Gateway calls happen outside our database transactions (never hold a transaction open across
+an external call). Each call carries an idempotency key derived from the payment, so a retry
+after a timeout or a crash replays the gateway's first answer instead of moving money twice;
+the answer is then applied once, under the payment's row lock, with its event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Protocol
+
+from schemas.common import Money
+from schemas.envelope import Envelope
+from schemas.payments import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentVoided,
+)
+from schemas.registry import REGISTRY
+from transactional.payments.model import (
+    CAPTURED_STATUSES,
+    PAYMENT_METHODS,
+    Card,
+    GatewayAuthorization,
+    GatewayTimeout,
+    GatewayTransaction,
+    IllegalPaymentTransition,
+    Payment,
+    PaymentGateway,
+    PaymentMethod,
+    PaymentNotFound,
+    PaymentRepository,
+    Refund,
+    RefundReason,
+)
+from transactional.shared.errors import Conflict, DomainError, InvalidRequest
+from transactional.shared.regions import SUPPORTED_CURRENCIES
+from transactional.shared.unit_of_work import UnitOfWork
+
+
+class PaymentsUnitOfWork(UnitOfWork, Protocol):
+    """A transaction with the payment repository attached."""
+
+    payments: PaymentRepository
+
+
+class PaymentService:
+    """Card payments of orders through one gateway."""
+
+    def __init__(
+        self,
+        uow: Callable[[], PaymentsUnitOfWork],
+        gateway: PaymentGateway,
+        *,
+        regions: Collection[str],
+        default_region: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._uow = uow
+        self._gateway = gateway
+        self._regions = frozenset(regions)
+        self._default_region = default_region
+        self._clock = clock
+
+    def tokenize(self, card: Card) -> str:
+        """Vault a card at the gateway; the only place a raw card number goes."""
+        return self._gateway.tokenize(card)
+
+    def authorize(
+        self,
+        payment_id: str,
+        order_id: str,
+        customer_id: str,
+        amount_minor: int,
+        currency: str,
+        instrument_token: str,
+        idempotency_key: str,
+        *,
+        method: PaymentMethod = "card",
+        region: str | None = None,
+    ) -> Payment:
+        """Hold the amount on the instrument; PaymentDeclined (402) after recording a decline.
+
+        Idempotent per ``payment_id``: a repeat returns the payment (or the same decline).
+        GatewayTimeout leaves the payment pending; calling again resolves it.
+        """
+        _require_ids(
+            payment_id=payment_id,
+            order_id=order_id,
+            customer_id=customer_id,
+            instrument_token=instrument_token,
+            idempotency_key=idempotency_key,
+        )
+        _require_money(amount_minor, currency)
+        if method not in PAYMENT_METHODS:
+            raise InvalidRequest(f"unknown payment method {method!r}", code="invalid_method")
+        now = self._clock()
+        request = (order_id, customer_id, amount_minor, currency, instrument_token, idempotency_key)
+        created = False
+        with self._uow() as uow:
+            payment = uow.payments.get(payment_id)
+            if payment is None:
+                payment = Payment(
+                    payment_id=payment_id,
+                    order_id=order_id,
+                    customer_id=customer_id,
+                    region=self._region_for(order_id, region),
+                    amount_minor=amount_minor,
+                    currency=currency,
+                    instrument_token=instrument_token,
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                    updated_at=now,
+                    method=method,
+                    gateway=self._gateway.name,
+                )
+                created = uow.payments.add(payment)
+                if created:
+                    # Committed before the gateway call: a crash leaves a pending row to resolve.
+                    uow.commit()
+                else:
+                    existing = uow.payments.get(payment_id)
+                    if existing is None:
+                        raise Conflict(
+                            f"idempotency key {idempotency_key!r} belongs to another payment",
+                            code="idempotency_key_reused",
+                        )
+                    payment = existing
+        if created:
+            return self._authorize_pending(payment)
+        if not payment.same_request(*request):
+            raise Conflict(
+                f"payment {payment_id} already exists with other parameters",
+                code="payment_id_reused",
+            )
+        if payment.status == "declined":
+            raise payment.declined()
+        if payment.status == "pending":
+            return self._authorize_pending(payment, retry=True)
+        return payment
+
+    def capture(self, payment_id: str, amount_minor: int | None = None) -> Payment:
+        """Collect the authorised amount (or part of it); a second capture is a no-op."""
+        payment = self._resolved(payment_id)
+        if payment.status in CAPTURED_STATUSES:
+            return payment
+        if payment.status != "authorized":
+            raise IllegalPaymentTransition(
+                f"cannot capture payment {payment_id}: it is {payment.status}",
+                code="payment_not_capturable",
+                payment_status=payment.status,
+            )
+        amount = payment.amount_minor if amount_minor is None else amount_minor
+        if not 0 < amount <= payment.amount_minor:
+            raise InvalidRequest(
+                f"capture {amount} must be between 1 and the authorised {payment.amount_minor}",
+                code="amount_exceeds_authorized",
+            )
+        transaction = self._gateway.capture(_reference(payment), amount, f"{payment_id}:capture")
+        with self._uow() as uow:
+            payment = self._locked(uow, payment_id)
+            if payment.status == "authorized":
+                payment.record_capture(transaction.amount_minor, self._clock())
+                uow.payments.save(payment)
+                uow.emit(self._captured_event(payment, transaction))
+                uow.commit()
+        return payment
+
+    def void(self, payment_id: str) -> Payment:
+        """Release an uncaptured hold; a no-op if voided or declined already."""
+        payment = self._resolved(payment_id)
+        if payment.status in ("voided", "declined"):
+            return payment
+        if payment.status in CAPTURED_STATUSES:
+            raise IllegalPaymentTransition(
+                f"payment {payment_id} is {payment.status}: refund it instead of voiding",
+                code="payment_not_voidable",
+                payment_status=payment.status,
+            )
+        # Pending here means the gateway never saw the authorisation: nothing to release.
+        if payment.status == "authorized":
+            self._gateway.void(_reference(payment), f"{payment_id}:void")
+        with self._uow() as uow:
+            payment = self._locked(uow, payment_id)
+            if payment.status in ("authorized", "pending"):
+                payment.record_void(self._clock())
+                uow.payments.save(payment)
+                uow.emit(
+                    REGISTRY.new_event(
+                        "payment.voided",
+                        PaymentVoided(
+                            payment_id=payment.payment_id,
+                            order_id=payment.order_id,
+                            customer_id=payment.customer_id,
+                            amount=_money(payment.amount_minor, payment.currency),
+                            method=payment.method,
+                            gateway_reference=payment.gateway_reference,
+                        ),
+                        region=payment.region,
+                    )
+                )
+                uow.commit()
+        return payment
+
+    def refund(
+        self,
+        payment_id: str,
+        amount_minor: int | None = None,
+        *,
+        reason: RefundReason = "cancellation",
+    ) -> Payment:
+        """Give back captured money, all that is left when ``amount_minor`` is None.
+
+        With None a repeat is a no-op (nothing left); a retry after a crash or timeout
+        replays the same gateway refund instead of refunding twice.
+        """
+        with self._uow() as uow:
+            payment = uow.payments.get(payment_id)
+            if payment is None:
+                raise PaymentNotFound(f"no payment {payment_id}")
+            refunds = uow.payments.refund_count(payment_id)
+        if payment.status not in CAPTURED_STATUSES:
+            raise IllegalPaymentTransition(
+                f"cannot refund payment {payment_id}: it is {payment.status} "
+                "(only captured money can be refunded)",
+                code="payment_not_refundable",
+                payment_status=payment.status,
+            )
+        if amount_minor is None:
+            if payment.refundable_minor == 0:
+                return payment
+            amount = payment.refundable_minor
+        else:
+            amount = amount_minor
+        if not 0 < amount <= payment.refundable_minor:
+            raise InvalidRequest(
+                f"refund {amount} must be between 1 and the {payment.refundable_minor} "
+                "captured and not yet refunded",
+                code="refund_exceeds_captured",
+            )
+        # Numbered by the refunds already recorded: a retry reuses the key, a new refund not.
+        transaction = self._gateway.refund(
+            _reference(payment), amount, f"{payment_id}:refund:{refunds + 1}"
+        )
+        with self._uow() as uow:
+            payment = self._locked(uow, payment_id)
+            now = self._clock()
+            refund = Refund(
+                refund_id=transaction.transaction_id,
+                payment_id=payment_id,
+                amount_minor=transaction.amount_minor,
+                currency=payment.currency,
+                reason=reason,
+                created_at=now,
+            )
+            if uow.payments.add_refund(refund):
+                payment.record_refund(refund.amount_minor, now)
+                uow.payments.save(payment)
+                uow.emit(
+                    REGISTRY.new_event(
+                        "payment.refunded",
+                        PaymentRefunded(
+                            payment_id=payment_id,
+                            refund_id=refund.refund_id,
+                            order_id=payment.order_id,
+                            customer_id=payment.customer_id,
+                            amount=_money(refund.amount_minor, payment.currency),
+                            reason=reason,
+                            gateway_reference=payment.gateway_reference,
+                        ),
+                        region=payment.region,
+                    )
+                )
+                uow.commit()
+        return payment
+
+    def find(self, payment_id: str) -> Payment | None:
+        """A payment by id, or None."""
+        with self._uow() as uow:
+            return uow.payments.get(payment_id)
+
+    def resolve(self, payment_id: str) -> Payment | None:
+        """The payment, a pending one settled from what the gateway recorded; None if unknown.
+
+        For callers that crashed or timed out mid-call: the gateway is asked by the payment's
+        idempotency key, so its answer is applied (with its event) exactly once.
+        """
+        try:
+            return self._resolved(payment_id)
+        except PaymentNotFound:
+            return None
+
+    def _authorize_pending(self, payment: Payment, *, retry: bool = False) -> Payment:
+        key = payment.idempotency_key
+        try:
+            # After a timeout or crash, ask first what the gateway already did.
+            known = self._gateway.lookup(key) if retry else None
+            if known is not None and not isinstance(known, GatewayAuthorization):
+                raise Conflict(
+                    f"idempotency key {key!r} names a {known.kind}, not an authorisation",
+                    code="idempotency_key_reused",
+                )
+            result = known or self._gateway.authorize(
+                payment.instrument_token, payment.amount_minor, payment.currency, key
+            )
+        except GatewayTimeout:
+            raise
+        except DomainError as error:
+            # Refused outright (unknown instrument, key clash): a failed payment like a decline,
+            # so the first call and every replay answer the same 402.
+            recorded = self._record(payment.payment_id, None, error.code)
+            raise recorded.declined() from error
+        recorded = self._record(payment.payment_id, result, None)
+        if recorded.status == "declined":
+            raise recorded.declined()
+        return recorded
+
+    def _record(
+        self, payment_id: str, result: GatewayAuthorization | None, failure: str | None
+    ) -> Payment:
+        with self._uow() as uow:
+            payment = self._locked(uow, payment_id)
+            if payment.status == "pending":
+                now = self._clock()
+                if result is not None:
+                    payment.record_authorization(result, now)
+                else:
+                    payment.record_failure(failure or "gateway_error", now)
+                uow.payments.save(payment)
+                uow.emit(self._authorization_event(payment))
+                uow.commit()
+        return payment
+
+    def _resolved(self, payment_id: str) -> Payment:
+        """The payment, with a pending authorisation settled from the gateway if it acted."""
+        with self._uow() as uow:
+            payment = uow.payments.get(payment_id)
+        if payment is None:
+            raise PaymentNotFound(f"no payment {payment_id}")
+        if payment.status != "pending":
+            return payment
+        known = self._gateway.lookup(payment.idempotency_key)
+        if isinstance(known, GatewayAuthorization):
+            return self._record(payment_id, known, None)
+        return payment
+
+    @staticmethod
+    def _locked(uow: PaymentsUnitOfWork, payment_id: str) -> Payment:
+        payment = uow.payments.get(payment_id, for_update=True)
+        if payment is None:
+            raise PaymentNotFound(f"no payment {payment_id}")
+        return payment
+
+    def _authorization_event(self, payment: Payment) -> Envelope:
+        amount = _money(payment.amount_minor, payment.currency)
+        if payment.status == "authorized":
+            return REGISTRY.new_event(
+                "payment.authorized",
+                PaymentAuthorized(
+                    payment_id=payment.payment_id,
+                    order_id=payment.order_id,
+                    customer_id=payment.customer_id,
+                    amount=amount,
+                    method=payment.method,
+                    gateway=payment.gateway,
+                    gateway_reference=payment.gateway_reference,
+                    instrument_token=payment.instrument_token,
+                    expires_at=payment.authorization_expires_at,
+                ),
+                region=payment.region,
+            )
+        return REGISTRY.new_event(
+            "payment.failed",
+            PaymentFailed(
+                payment_id=payment.payment_id,
+                order_id=payment.order_id,
+                customer_id=payment.customer_id,
+                amount=amount,
+                method=payment.method,
+                stage="authorization",
+                error_code=payment.decline_code or "card_declined",
+                error_message=f"declined: {payment.decline_code}",
+                retryable=False,
+            ),
+            region=payment.region,
+        )
+
+    def _captured_event(self, payment: Payment, transaction: GatewayTransaction) -> Envelope:
+        return REGISTRY.new_event(
+            "payment.captured",
+            PaymentCaptured(
+                payment_id=payment.payment_id,
+                order_id=payment.order_id,
+                customer_id=payment.customer_id,
+                amount=_money(transaction.amount_minor, payment.currency),
+                method=payment.method,
+                gateway_reference=payment.gateway_reference,
+            ),
+            region=payment.region,
+        )
+
+    def _region_for(self, order_id: str, region: str | None) -> str:
+        """The given region, else the one an ``ord_<region>_…`` id names, else the default."""
+        if region is not None:
+            if region not in self._regions:
+                raise InvalidRequest(f"unknown region {region!r}", code="unknown_region")
+            return region
+        parts = order_id.split("_")
+        if len(parts) == 3 and parts[1] in self._regions:
+            return parts[1]
+        return self._default_region
+
+
+def _reference(payment: Payment) -> str:
+    if payment.gateway_reference is None:
+        raise IllegalPaymentTransition(
+            f"payment {payment.payment_id} has no gateway charge", payment_status=payment.status
+        )
+    return payment.gateway_reference
+
+
+def _money(amount_minor: int, currency: str) -> Money:
+    return Money(amount_minor=amount_minor, currency=currency)
+
+
+def _require_money(amount_minor: int, currency: str) -> None:
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
+        raise InvalidRequest(
+            f"the amount must be a positive integer of minor units, got {amount_minor!r}",
+            code="invalid_amount",
+        )
+    if currency not in SUPPORTED_CURRENCIES:
+        raise InvalidRequest(
+            f"unsupported currency {currency!r}; use one of "
+            f"{', '.join(sorted(SUPPORTED_CURRENCIES))}",
+            code="unsupported_currency",
+        )
+
+
+def _require_ids(**ids: str) -> None:
+    for name, value in ids.items():
+        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+            raise InvalidRequest(f"{name} must be a non-empty id", code="invalid_id")
