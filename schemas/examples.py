@@ -373,6 +373,29 @@ EXAMPLES: Mapping[str, Mapping[str, Any]] = {
         "units_sold": 200,
     },
     # customers
+    "customer.address_added": {
+        "customer_id": "cus_1",
+        "address_id": "adr_1",
+        "country": "DE",
+        "subdivision": "BE",
+        "city": "Berlin",
+        "is_default": True,
+    },
+    "order.returned": {
+        "order_id": "ord_1",
+        "customer_id": "cus_1",
+        "returned_at": "2025-03-10T10:00:00Z",
+        "refund_amount": _eur(6447),
+        "note": "parcel back",
+    },
+    "payment.voided": {
+        "payment_id": "pay_1",
+        "order_id": "ord_1",
+        "customer_id": "cus_1",
+        "amount": _eur(6447),
+        "method": "card",
+        "gateway_reference": "pi_3Ox",
+    },
     "user.registered": {
         "customer_id": "cus_1",
         "region": "eu",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request, Response
@@ -64,9 +65,9 @@ def problem(
     detail: str,
     *,
     code: str | None = None,
-    **extra: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    """A problem+json response; ``code`` is our stable machine-readable type suffix."""
+    """A problem+json response; ``code`` is our stable type suffix, ``extra`` more members."""
     body: dict[str, Any] = {
         "type": f"https://souk.dev/problems/{code}" if code else "about:blank",
         "title": _TITLES.get(status, "Error"),
@@ -76,7 +77,8 @@ def problem(
     }
     if code:
         body["code"] = code
-    body.update({key: value for key, value in extra.items() if key not in body})
+    # Extension members never overwrite the standard ones.
+    body.update({key: value for key, value in (extra or {}).items() if key not in body})
     return Response(body, status_code=status, media_type=PROBLEM_JSON)
 
 
@@ -84,7 +86,7 @@ def domain_error_handler(
     request: Request[Any, Any, Any], error: DomainError
 ) -> Response[dict[str, Any]]:
     """A refused command → its status with the error's code, detail and structured facts."""
-    return problem(request, status_of(error), error.detail, code=error.code, **error.extra)
+    return problem(request, status_of(error), error.detail, code=error.code, extra=error.extra)
 
 
 def http_error_handler(
@@ -97,7 +99,7 @@ def http_error_handler(
     code = "validation_failed" if error.status_code == 400 else None
     if error.status_code >= 500:
         _LOG.error("server error on %s %s", request.method, request.url.path, exc_info=error)
-    return problem(request, error.status_code, str(error.detail), code=code, **extra)
+    return problem(request, error.status_code, str(error.detail), code=code, extra=extra)
 
 
 def store_unavailable_handler(
