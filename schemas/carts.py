@@ -40,7 +40,11 @@ class CartItemRemoved(msgspec.Struct, frozen=True, kw_only=True):
     product_id: Id
     quantity: Quantity  # units removed by this action
     quantity_in_cart: NonNegativeInt = 0  # units left afterwards
-    reason: Literal["user", "out_of_stock", "price_changed", "expired", "checked_out"] = "user"
+    # "merged": the guest cart's lines moved into the customer's cart at sign-in (their
+    # cart.item_added events there carry this cart's id as session_id).
+    reason: Literal["user", "out_of_stock", "price_changed", "expired", "checked_out", "merged"] = (
+        "user"
+    )
     channel: Channel = "web"
 
 
