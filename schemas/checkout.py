@@ -1,8 +1,12 @@
-"""Checkout domain (aggregate ``checkout``): a cart entering the checkout saga."""
+"""Checkout domain (aggregate ``checkout``): a cart entering the checkout saga, and its end.
+
+``checkout.completed`` (order paid, stock sold) is what fulfilment starts from;
+``checkout.failed`` says which step failed and what was compensated.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -12,11 +16,14 @@ from schemas.common import (
     Id,
     LineItem,
     Money,
+    RegionCode,
     require_same_currency,
 )
 from schemas.spec import EventSpec
 
-__all__ = ["SPECS", "CheckoutStarted"]
+__all__ = ["SPECS", "CheckoutCompleted", "CheckoutFailed", "CheckoutStarted"]
+
+CheckoutStep = Literal["validate", "reserve", "order", "payment", "finish"]
 
 
 class CheckoutStarted(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,4 +44,36 @@ class CheckoutStarted(msgspec.Struct, frozen=True, kw_only=True):
         require_same_currency(self.subtotal, *(line.unit_price for line in self.lines))
 
 
-SPECS = (EventSpec("checkout.started", 1, "checkout", "checkout", CheckoutStarted, "checkout_id"),)
+class CheckoutCompleted(msgspec.Struct, frozen=True, kw_only=True):
+    """checkout.completed: payment captured, stock sold, cart emptied: fulfil the order."""
+
+    checkout_id: Id
+    customer_id: Id
+    order_id: Id
+    cart_id: Id | None = None
+    payment_id: Id | None = None
+    amount: Money | None = None
+    ship_region: RegionCode | None = None
+    shipping_address: Address | None = None
+    warehouse_ids: list[Id] = []
+
+
+class CheckoutFailed(msgspec.Struct, frozen=True, kw_only=True):
+    """checkout.failed: a step failed (or a crash cut the saga short) and was compensated."""
+
+    checkout_id: Id
+    customer_id: Id
+    step: CheckoutStep
+    code: Id
+    cart_id: Id | None = None
+    order_id: Id | None = None
+    payment_id: Id | None = None
+    # Steps undone, newest first: "payment" (voided/refunded), "order", "reserve".
+    compensated: list[CheckoutStep] = []
+
+
+SPECS = (
+    EventSpec("checkout.started", 1, "checkout", "checkout", CheckoutStarted, "checkout_id"),
+    EventSpec("checkout.completed", 1, "checkout", "checkout", CheckoutCompleted, "checkout_id"),
+    EventSpec("checkout.failed", 1, "checkout", "checkout", CheckoutFailed, "checkout_id"),
+)

@@ -1,0 +1,274 @@
+"""Request and response bodies of the checkout API, and the rendering of stored responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from schemas.common import CountryCode
+from serving.problems import status_of
+from transactional.checkout.model import (
+    Card,
+    Checkout,
+    CheckoutRequest,
+    PaymentMethod,
+    ShippingAddress,
+    StoredResponse,
+    Totals,
+)
+from transactional.shared.errors import DomainError, InvalidRequest
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+CHECKOUT_PATH = "/v1/checkout"
+# The titles serving/problems.py gives these statuses, so stored and live problems match.
+_TITLES = {
+    400: "Bad request",
+    402: "Payment declined",
+    404: "Not found",
+    409: "Conflict",
+    422: "Unprocessable content",
+}
+
+
+class CardIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A raw card; it goes to the processor's vault and is never stored or logged by us."""
+
+    number: Annotated[str, msgspec.Meta(min_length=12, max_length=23)]
+    exp_month: Annotated[int, msgspec.Meta(ge=1, le=12)]
+    exp_year: Annotated[int, msgspec.Meta(ge=0, le=9999)]
+    cvc: Annotated[str, msgspec.Meta(min_length=3, max_length=4)]
+    holder: Text | None = None
+
+    def __repr__(self) -> str:
+        return f"CardIn(number='…{self.number[-4:]}', cvc='***')"
+
+
+class PaymentMethodIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """{type: card, card: {...}} or {type: card, token: "tok_..."}."""
+
+    type: Literal["card"]
+    card: CardIn | None = None
+    token: Id | None = None
+
+
+_ADDRESS_FIELDS = (
+    "full_name",
+    "line1",
+    "line2",
+    "city",
+    "subdivision",
+    "postal_code",
+    "country",
+    "phone",
+)
+
+
+class ShippingAddressIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """{address_id} of a saved address, or a full address typed at checkout."""
+
+    address_id: Id | None = None
+    full_name: Text | None = None
+    line1: Text | None = None
+    line2: Text | None = None
+    city: Text | None = None
+    subdivision: Annotated[str, msgspec.Meta(max_length=10)] | None = None
+    postal_code: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
+    country: CountryCode | None = None
+    phone: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+    def to_domain(self) -> tuple[str | None, ShippingAddress | None]:
+        """(address_id, None) or (None, typed address); 422 for a half-filled one."""
+        typed = {name: getattr(self, name) for name in _ADDRESS_FIELDS}
+        if self.address_id is not None:
+            given = sorted(name for name, value in typed.items() if value is not None)
+            if given:
+                raise InvalidRequest(
+                    "send either address_id or a full address, not both",
+                    code="invalid_shipping_address",
+                    fields=given,
+                )
+            return self.address_id, None
+        missing = [
+            name
+            for name in ("full_name", "line1", "city", "postal_code", "country")
+            if typed[name] is None
+        ]
+        if missing:
+            raise InvalidRequest(
+                f"the shipping address lacks {', '.join(missing)} (or send an address_id)",
+                code="invalid_shipping_address",
+                missing=missing,
+            )
+        return None, ShippingAddress(**typed)
+
+
+class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """POST /v1/checkout."""
+
+    cart_id: Id
+    shipping_address: ShippingAddressIn
+    payment_method: PaymentMethodIn
+
+    def to_domain(self) -> CheckoutRequest:
+        """The domain request (422 for contradictory or incomplete choices)."""
+        address_id, address = self.shipping_address.to_domain()
+        card_in = self.payment_method.card
+        card = (
+            None
+            if card_in is None
+            else Card(
+                number=card_in.number,
+                exp_month=card_in.exp_month,
+                exp_year=card_in.exp_year,
+                cvc=card_in.cvc,
+                holder=card_in.holder,
+            )
+        )
+        return CheckoutRequest(
+            cart_id=self.cart_id,
+            payment=PaymentMethod(card=card, token=self.payment_method.token),
+            address_id=address_id,
+            address=address,
+        )
+
+
+class TotalsOut(msgspec.Struct, kw_only=True):
+    """An order's money in minor units."""
+
+    currency: str
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    tax_minor: int
+    grand_total_minor: int
+
+    @classmethod
+    def of(cls, totals: Totals) -> TotalsOut:
+        """The response body of domain totals."""
+        return cls(
+            currency=totals.currency,
+            subtotal_minor=totals.subtotal_minor,
+            discount_minor=totals.discount_minor,
+            shipping_minor=totals.shipping_minor,
+            tax_minor=totals.tax_minor,
+            grand_total_minor=totals.grand_total_minor,
+        )
+
+
+class PaymentOut(msgspec.Struct, kw_only=True):
+    """What happened to the money, and which card (last four digits only)."""
+
+    payment_id: str | None
+    status: str | None
+    last4: str | None
+
+
+class CheckoutResult(msgspec.Struct, kw_only=True):
+    """201 of POST /v1/checkout: the paid order."""
+
+    checkout_id: str
+    order_id: str
+    status: str
+    totals: TotalsOut
+    payment: PaymentOut
+
+    @classmethod
+    def of(cls, checkout: Checkout) -> CheckoutResult:
+        """The success body of a completed checkout."""
+        assert checkout.order_id is not None and checkout.totals is not None
+        return cls(
+            checkout_id=checkout.checkout_id,
+            order_id=checkout.order_id,
+            status=checkout.status,
+            totals=TotalsOut.of(checkout.totals),
+            payment=_payment(checkout),
+        )
+
+
+class StepOut(msgspec.Struct, kw_only=True):
+    """One step of the saga and how it ended."""
+
+    step: str
+    outcome: str
+    at: datetime
+
+
+class FailureOut(msgspec.Struct, kw_only=True):
+    """The step that failed and why."""
+
+    step: str
+    code: str
+    detail: str
+
+
+class CheckoutOut(msgspec.Struct, kw_only=True):
+    """GET /v1/checkout/{checkout_id}: the saga's state."""
+
+    checkout_id: str
+    status: str
+    stage: str
+    cart_id: str
+    order_id: str | None
+    totals: TotalsOut | None
+    payment: PaymentOut
+    failure: FailureOut | None
+    steps: list[StepOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, checkout: Checkout) -> CheckoutOut:
+        """The response body of a saga."""
+        failure = checkout.failure
+        return cls(
+            checkout_id=checkout.checkout_id,
+            status=checkout.status,
+            stage=checkout.stage.value,
+            cart_id=checkout.cart_id,
+            order_id=checkout.order_id,
+            totals=None if checkout.totals is None else TotalsOut.of(checkout.totals),
+            payment=_payment(checkout),
+            failure=None
+            if failure is None
+            else FailureOut(step=failure.step, code=failure.code, detail=failure.detail),
+            steps=[StepOut(step=r.step, outcome=r.outcome, at=r.at) for r in checkout.history],
+            created_at=checkout.created_at,
+            updated_at=checkout.updated_at,
+        )
+
+
+def _payment(checkout: Checkout) -> PaymentOut:
+    return PaymentOut(
+        payment_id=checkout.payment_id, status=checkout.payment_status, last4=checkout.card_last4
+    )
+
+
+def render(checkout: Checkout, error: DomainError | None) -> StoredResponse:
+    """The response stored for a finished checkout: 201 with the order, or a problem+json body
+    (RFC 9457, as serving/problems.py renders it) naming the failed step."""
+    if error is None:
+        return StoredResponse(201, msgspec.to_builtins(CheckoutResult.of(checkout)))
+    status = status_of(error)
+    body: dict[str, Any] = {
+        "type": f"https://souk.dev/problems/{error.code}",
+        "title": _TITLES.get(status) or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": error.detail,
+        "instance": CHECKOUT_PATH,
+        "code": error.code,
+        "checkout_id": checkout.checkout_id,
+    }
+    if checkout.failure is not None:
+        body["step"] = checkout.failure.step
+        extra = checkout.failure.extra
+    else:
+        extra = {}
+    body.update({key: value for key, value in extra.items() if key not in body})
+    if checkout.order_id is not None:
+        body.setdefault("order_id", checkout.order_id)
+    return StoredResponse(status, body)

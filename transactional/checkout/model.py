@@ -1,0 +1,648 @@
+"""The checkout domain: the saga's durable state machine, its ports, and request fingerprints.
+
+Pure Python, no I/O. A checkout moves STARTED → VALIDATED → RESERVED → ORDERED → AUTHORIZED →
+CAPTURED → COMPLETED, each stage made durable before the next step runs; any failure ends it
+FAILED after compensating the steps already done (release stock, cancel the order, void).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from transactional.shared.errors import Conflict, DomainError, InvalidRequest
+
+if TYPE_CHECKING:  # a type only: the domain imports no token library
+    from transactional.shared.auth import Principal
+
+# -- typed errors ------------------------------------------------------------------------
+
+
+class IdempotencyKeyMissing(DomainError):
+    """POST /v1/checkout needs an ``Idempotency-Key`` header (400)."""
+
+    code = "idempotency_key_missing"
+
+
+class IdempotencyKeyInvalid(DomainError):
+    """The ``Idempotency-Key`` header is empty, too long or not printable ASCII (400)."""
+
+    code = "idempotency_key_invalid"
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """The key was already used with a different request body."""
+
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInUse(Conflict):
+    """A request with this key is still being processed."""
+
+    code = "idempotency_key_in_use"
+
+
+class InvalidCart(InvalidRequest):
+    """The cart cannot be checked out (empty, not the caller's, unpriced...)."""
+
+    code = "invalid_cart"
+
+
+class OutOfStock(Conflict):
+    """The cart asks for more units than are available (the cart view already says so)."""
+
+    code = "insufficient_stock"
+
+
+class CheckoutInterrupted(Conflict):
+    """The saga was cut short (crash, processor silence) and rolled back; nothing was charged."""
+
+    code = "checkout_interrupted"
+
+
+class PaymentOutcomeUnknown(Exception):
+    """A payment call did not answer (timeout): whether it happened must be looked up."""
+
+
+# -- the request ------------------------------------------------------------------------
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def check_idempotency_key(key: str | None) -> str:
+    """The trimmed key; a typed 400 if it is missing or malformed."""
+    if key is None or not key.strip():
+        raise IdempotencyKeyMissing(
+            "send an `Idempotency-Key` header (e.g. a UUID) so the checkout can be retried safely"
+        )
+    cleaned = key.strip()
+    if (
+        len(cleaned) > MAX_IDEMPOTENCY_KEY_LENGTH
+        or not cleaned.isascii()
+        or not cleaned.isprintable()
+    ):
+        raise IdempotencyKeyInvalid(
+            f"the Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Card:
+    """A raw card as typed by the shopper: lives in memory only until it is tokenized."""
+
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+    holder: str | None = None
+
+    @property
+    def last4(self) -> str:
+        """The last four digits, the only part of the number we keep."""
+        return self.number.replace(" ", "")[-4:]
+
+
+@dataclass(frozen=True)
+class PaymentMethod:
+    """How the shopper pays: a raw card (tokenized at once) or an existing instrument token."""
+
+    card: Card | None = None
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.card is None) == (self.token is None):
+            raise InvalidRequest(
+                "payment_method needs exactly one of `card` or `token`",
+                code="invalid_payment_method",
+            )
+
+
+@dataclass(frozen=True)
+class ShippingAddress:
+    """A full delivery address (from the address book or typed in at checkout)."""
+
+    full_name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    subdivision: str | None = None
+    phone: str | None = None
+    address_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """POST /v1/checkout: the cart, where to ship (saved id or typed address), how to pay."""
+
+    cart_id: str
+    payment: PaymentMethod
+    address_id: str | None = None
+    address: ShippingAddress | None = None
+
+    def __post_init__(self) -> None:
+        if (self.address_id is None) == (self.address is None):
+            raise InvalidRequest(
+                "shipping_address needs either `address_id` or a full address, not both",
+                code="invalid_shipping_address",
+            )
+
+    def canonical(self, card_key: bytes) -> dict[str, Any]:
+        """Every field of the request, with the card replaced by a keyed fingerprint."""
+        payment: dict[str, Any] = {"type": "card"}
+        if self.payment.card is not None:
+            payment["card"] = {"fingerprint": card_fingerprint(self.payment.card, card_key)}
+        else:
+            payment["token"] = self.payment.token
+        shipping: dict[str, Any]
+        if self.address is not None:
+            shipping = {
+                "full_name": self.address.full_name,
+                "line1": self.address.line1,
+                "line2": self.address.line2,
+                "city": self.address.city,
+                "subdivision": self.address.subdivision,
+                "postal_code": self.address.postal_code,
+                "country": self.address.country,
+                "phone": self.address.phone,
+            }
+        else:
+            shipping = {"address_id": self.address_id}
+        return {"cart_id": self.cart_id, "shipping_address": shipping, "payment_method": payment}
+
+
+def card_fingerprint(card: Card, key: bytes) -> str:
+    """HMAC-SHA256 of every card field: equal cards match, the number cannot be brute-forced."""
+    number = card.number.replace(" ", "")
+    material = "|".join(
+        [number, str(card.exp_month), str(card.exp_year), card.cvc, card.holder or ""]
+    )
+    return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
+
+
+def request_fingerprint(canonical: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a request body (sorted keys, no whitespace)."""
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+# -- what the saga talks to (ports; adapted to the real slices in souk/services.py) ----
+
+
+@dataclass(frozen=True)
+class CartItem:
+    """One cart line as the cart slice sees it now."""
+
+    sku: str
+    product_id: str
+    seller_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int | None  # None: cannot be bought now (see ``unavailable``)
+    available: int | None = None  # units available across warehouses, if known
+    # Why the line cannot be bought: unknown_sku, not_for_sale, price_unavailable.
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class CartSnapshot:
+    """A priced view of a cart."""
+
+    cart_id: str
+    customer_id: str | None
+    currency: str
+    lines: tuple[CartItem, ...]
+    subtotal_minor: int
+
+
+class Carts(Protocol):
+    """The cart slice."""
+
+    def snapshot(self, cart_id: str, principal: Principal) -> CartSnapshot:
+        """The caller's cart now; NotFound if it is unknown or someone else's."""
+
+    def checked_out(self, cart_id: str, order_id: str) -> None:
+        """Empty the cart after a successful checkout (idempotent)."""
+
+
+class Addresses(Protocol):
+    """The customer slice's address book."""
+
+    def address(self, customer_id: str, address_id: str) -> ShippingAddress | None:
+        """One of the customer's saved addresses, or None."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Units of a SKU held for this checkout in one warehouse."""
+
+    reservation_id: str
+    sku: str
+    warehouse_id: str
+    quantity: int
+
+
+class Stock(Protocol):
+    """The inventory slice."""
+
+    def reserve(
+        self, checkout_id: str, lines: Sequence[tuple[str, int]], ship_region: str
+    ) -> list[Allocation]:
+        """Hold all lines or none (idempotent per checkout); InsufficientStock (409) otherwise."""
+
+    def commit(self, checkout_id: str, order_id: str) -> None:
+        """Turn the checkout's reservations into sales (idempotent)."""
+
+    def release(self, checkout_id: str, reason: str) -> None:
+        """Give the checkout's reserved units back (idempotent; no-op once committed)."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """An order's money breakdown in minor units of one currency."""
+
+    currency: str
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    tax_minor: int
+    grand_total_minor: int
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """A cart line frozen at validation time: what will be reserved, ordered and paid."""
+
+    sku: str
+    product_id: str
+    seller_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the shopper agreed to buy, where it ships, in which currency."""
+
+    currency: str
+    lines: tuple[PlanLine, ...]
+    subtotal_minor: int
+    ship_region: str
+    shipping: ShippingAddress
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """Everything the order slice needs to place the order of a checkout."""
+
+    checkout_id: str
+    customer_id: str
+    region: str
+    plan: Plan
+    allocations: tuple[Allocation, ...]
+    payment_method: str = "card"
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order the order slice created (or already had) for the checkout."""
+
+    order_id: str
+    totals: Totals
+
+
+class Orders(Protocol):
+    """The order slice."""
+
+    def place(self, request: OrderRequest) -> PlacedOrder:
+        """Create the checkout's order (idempotent per checkout id)."""
+
+    def order_of_checkout(self, checkout_id: str) -> str | None:
+        """The id of the checkout's order, if one was placed."""
+
+    def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
+        """Record the captured payment on the order (idempotent)."""
+
+    def cancel(self, order_id: str, reason: str) -> None:
+        """Cancel the order (idempotent; a no-op if already cancelled)."""
+
+
+class PaymentState(StrEnum):
+    """What the processor knows of a payment."""
+
+    NONE = "none"  # never saw it
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class PaymentLookup:
+    """The processor's answer about a payment whose outcome we did not see."""
+
+    state: PaymentState
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """An authorization request; the idempotency key makes repeats return the first result."""
+
+    payment_id: str
+    order_id: str
+    customer_id: str
+    amount_minor: int
+    currency: str
+    instrument_token: str
+    idempotency_key: str
+
+
+class Payments(Protocol):
+    """The payment slice; raises PaymentDeclined (402) or PaymentOutcomeUnknown."""
+
+    def tokenize(self, card: Card) -> str:
+        """Vault a raw card; its instrument token (the only place a card number goes)."""
+
+    def authorize(self, authorization: Authorization) -> None:
+        """Hold the amount on the instrument."""
+
+    def capture(self, payment_id: str) -> None:
+        """Collect the authorized amount."""
+
+    def void(self, payment_id: str) -> None:
+        """Drop an authorization (idempotent; no-op if nothing is held)."""
+
+    def refund(self, payment_id: str) -> None:
+        """Give a captured payment back in full."""
+
+    def lookup(self, payment_id: str, idempotency_key: str) -> PaymentLookup:
+        """The processor's view of a payment (by our id, else by the call's idempotency key)."""
+
+
+# -- the saga -----------------------------------------------------------------------------
+
+
+class Stage(StrEnum):
+    """The last durable point a checkout reached."""
+
+    STARTED = "started"
+    VALIDATED = "validated"
+    RESERVED = "reserved"
+    ORDERED = "ordered"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+Status = Literal["pending", "completed", "failed"]
+# The steps a client sees in a failure's `step` (the one that failed).
+Step = Literal["validate", "reserve", "order", "payment", "finish"]
+_NEXT_STEP: dict[Stage, Step] = {
+    Stage.STARTED: "validate",
+    Stage.VALIDATED: "reserve",
+    Stage.RESERVED: "order",
+    Stage.ORDERED: "payment",
+    Stage.AUTHORIZED: "payment",
+    Stage.CAPTURED: "finish",
+}
+
+
+def authorize_key(checkout_id: str) -> str:
+    """The processor idempotency key of the checkout's authorization."""
+    return f"{checkout_id}:authorize"
+
+
+def payment_id_of(checkout_id: str) -> str:
+    """The checkout's payment id (the payment slice derives its capture and void keys from it)."""
+    return "pay_" + checkout_id.removeprefix("chk_")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step outcome in the saga's history: done, failed, or compensated."""
+
+    step: str
+    outcome: Literal["done", "failed", "compensated"]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a checkout failed: the step, a stable code, one human line and structured facts."""
+
+    step: Step
+    code: str
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Checkout:
+    """The durable state of one checkout saga."""
+
+    checkout_id: str
+    customer_id: str
+    cart_id: str
+    idempotency_key: str
+    region: str
+    created_at: datetime
+    updated_at: datetime
+    stage: Stage = Stage.STARTED
+    plan: Plan | None = None
+    instrument_token: str | None = None
+    card_last4: str | None = None
+    allocations: tuple[Allocation, ...] = ()
+    order_id: str | None = None
+    totals: Totals | None = None
+    payment_id: str | None = None
+    payment_status: str | None = None  # authorized, captured, declined, voided, refunded...
+    failure: Failure | None = None
+    history: list[StepRecord] = field(default_factory=list)
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def status(self) -> Status:
+        """pending while the saga runs, then completed or failed."""
+        if self.stage is Stage.COMPLETED:
+            return "completed"
+        if self.stage is Stage.FAILED:
+            return "failed"
+        return "pending"
+
+    @property
+    def next_step(self) -> Step:
+        """The step that runs (or ran, if we crashed) after the current stage."""
+        return _NEXT_STEP.get(self.stage, "finish")
+
+    def _advance(self, expected: Stage, to: Stage, step: str, at: datetime) -> None:
+        if self.stage is not expected:
+            raise Conflict(
+                f"checkout {self.checkout_id} is {self.stage}, not {expected}",
+                code="illegal_checkout_transition",
+            )
+        self.stage = to
+        self.history.append(StepRecord(step, "done", at))
+        self.updated_at = at
+
+    def validated(
+        self, plan: Plan, instrument_token: str, card_last4: str | None, at: datetime
+    ) -> None:
+        """The cart, address and instrument are good; freeze the plan."""
+        self.plan = plan
+        self.instrument_token = instrument_token
+        self.card_last4 = card_last4
+        self._advance(Stage.STARTED, Stage.VALIDATED, "validate", at)
+
+    def reserved(self, allocations: Sequence[Allocation], at: datetime) -> None:
+        """Stock is held."""
+        self.allocations = tuple(allocations)
+        self._advance(Stage.VALIDATED, Stage.RESERVED, "reserve", at)
+
+    def ordered(self, order: PlacedOrder, payment_id: str, at: datetime) -> None:
+        """The order exists; the payment id is chosen before any processor call."""
+        self.order_id = order.order_id
+        self.totals = order.totals
+        self.payment_id = payment_id
+        self._advance(Stage.RESERVED, Stage.ORDERED, "order", at)
+
+    def authorized(self, at: datetime) -> None:
+        """The amount is held on the instrument."""
+        self.payment_status = "authorized"
+        self._advance(Stage.ORDERED, Stage.AUTHORIZED, "authorize", at)
+
+    def captured(self, at: datetime) -> None:
+        """The money is collected."""
+        self.payment_status = "captured"
+        self._advance(Stage.AUTHORIZED, Stage.CAPTURED, "capture", at)
+
+    def completed(self, at: datetime) -> None:
+        """Order paid, stock sold, cart emptied."""
+        self._advance(Stage.CAPTURED, Stage.COMPLETED, "finish", at)
+
+    def failed(
+        self,
+        failure: Failure,
+        compensated: Sequence[Step],
+        at: datetime,
+        payment_status: str | None = None,
+    ) -> None:
+        """End the saga after compensating ``compensated`` (in the order they were undone)."""
+        if self.stage in (Stage.COMPLETED, Stage.FAILED):
+            raise Conflict(
+                f"checkout {self.checkout_id} is already {self.stage}",
+                code="illegal_checkout_transition",
+            )
+        self.history.append(StepRecord(failure.step, "failed", at))
+        self.history.extend(StepRecord(step, "compensated", at) for step in compensated)
+        self.failure = failure
+        if payment_status is not None:
+            self.payment_status = payment_status
+        self.stage = Stage.FAILED
+        self.updated_at = at
+
+
+class Recovery(StrEnum):
+    """What recovery does with a saga whose driver vanished."""
+
+    COMPENSATE = "compensate"  # nothing was charged: undo what was done
+    LOOKUP_PAYMENT = "lookup_payment"  # an authorization may have happened: ask the processor
+    CAPTURE = "capture"  # authorized: collect, then finish
+    FINISH = "finish"  # captured: mark paid, commit stock, empty the cart
+
+
+def recovery_for(stage: Stage) -> Recovery:
+    """Roll forward once money is held; before that, roll back (the card is not stored)."""
+    if stage in (Stage.STARTED, Stage.VALIDATED, Stage.RESERVED):
+        return Recovery.COMPENSATE
+    if stage is Stage.ORDERED:
+        return Recovery.LOOKUP_PAYMENT
+    if stage is Stage.AUTHORIZED:
+        return Recovery.CAPTURE
+    if stage is Stage.CAPTURED:
+        return Recovery.FINISH
+    raise ValueError(f"a {stage} checkout needs no recovery")
+
+
+def recovery_after_lookup(lookup: PaymentLookup) -> Recovery:
+    """An ORDERED saga: continue if the processor holds or took the money, else roll back."""
+    if lookup.state is PaymentState.AUTHORIZED:
+        return Recovery.CAPTURE
+    if lookup.state is PaymentState.CAPTURED:
+        return Recovery.FINISH
+    return Recovery.COMPENSATE
+
+
+# -- idempotency ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first response given for an idempotency key, replayed verbatim for retries."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A customer's idempotency key: the request it stands for and, once final, its response."""
+
+    customer_id: str
+    key: str
+    fingerprint: str
+    checkout_id: str
+    created_at: datetime
+    expires_at: datetime
+    response: StoredResponse | None = None
+
+
+# -- persistence ports --------------------------------------------------------------------
+
+
+class CheckoutRepository(Protocol):
+    """Stores sagas; every write after the first is fenced by the writer's lease."""
+
+    def add(self, checkout: Checkout) -> None:
+        """Insert a new saga."""
+
+    def get(self, checkout_id: str) -> Checkout | None:
+        """A saga by id, or None."""
+
+    def save(self, checkout: Checkout, owner: str) -> bool:
+        """Write the saga if ``owner`` still holds its lease; False if someone took it over."""
+
+    def claim_stale(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[str]:
+        """Take the lease of pending sagas whose lease ran out (skipping locked ones)."""
+
+    def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
+        """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
+
+
+class IdempotencyKeys(Protocol):
+    """Stores idempotency keys per customer."""
+
+    def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Insert the key (or take over an expired one): None if claimed, else the live record."""
+
+    def finish(
+        self, customer_id: str, key: str, checkout_id: str, response: StoredResponse
+    ) -> None:
+        """Store the final response of the key's request."""
+
+    def purge_expired(self, now: datetime) -> int:
+        """Delete finished keys past their expiry; how many went."""

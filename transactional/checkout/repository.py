@@ -1,0 +1,300 @@
+"""PostgreSQL adapters of the saga and idempotency-key repositories; the slice's unit of work."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import Connection, text
+
+from transactional.checkout.model import (
+    Allocation,
+    Checkout,
+    Failure,
+    IdempotencyRecord,
+    Plan,
+    PlanLine,
+    ShippingAddress,
+    Stage,
+    StepRecord,
+    StoredResponse,
+    Totals,
+)
+from transactional.shared.unit_of_work import SqlUnitOfWork
+
+_COLUMNS = (
+    "checkout_id, customer_id, cart_id, idempotency_key, region, status, stage, plan, "
+    "instrument_token, card_last4, allocations, order_id, totals, payment_id, payment_status, "
+    "failure, history, lease_owner, lease_until, created_at, updated_at"
+)
+_MUTABLE = (
+    "status, stage, plan, instrument_token, card_last4, allocations, order_id, totals, "
+    "payment_id, payment_status, failure, history, lease_until, updated_at"
+)
+_JSON = ("plan", "allocations", "totals", "failure", "history")
+
+
+def _placeholders(columns: str) -> str:
+    names = [name.strip() for name in columns.split(",")]
+    return ", ".join(f"CAST(:{n} AS jsonb)" if n in _JSON else f":{n}" for n in names)
+
+
+class SqlCheckoutRepository:
+    """Sagas in the ``checkouts`` table; writes are fenced by ``lease_owner``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, checkout: Checkout) -> None:
+        """Insert a new saga."""
+        self._connection.execute(
+            text(f"INSERT INTO checkouts ({_COLUMNS}) VALUES ({_placeholders(_COLUMNS)})"),
+            _row(checkout),
+        )
+
+    def get(self, checkout_id: str) -> Checkout | None:
+        """A saga by id, or None."""
+        row = (
+            self._connection.execute(
+                text(f"SELECT {_COLUMNS} FROM checkouts WHERE checkout_id = :id"),
+                {"id": checkout_id},
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _checkout(dict(row))
+
+    def save(self, checkout: Checkout, owner: str) -> bool:
+        """Write the saga if ``owner`` still holds its lease; False if someone took it over."""
+        assignments = ", ".join(
+            f"{name} = {placeholder}"
+            for name, placeholder in zip(
+                [n.strip() for n in _MUTABLE.split(",")],
+                _placeholders(_MUTABLE).split(", "),
+                strict=True,
+            )
+        )
+        result = self._connection.execute(
+            text(
+                f"UPDATE checkouts SET {assignments} "
+                "WHERE checkout_id = :checkout_id AND lease_owner = :owner "
+                "AND status = 'pending'"
+            ),
+            {**_row(checkout), "owner": owner},
+        )
+        return bool(result.rowcount)
+
+    def claim_stale(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[str]:
+        """Take the lease of pending sagas whose lease ran out (skipping locked ones)."""
+        rows = self._connection.execute(
+            text(
+                "WITH stale AS (SELECT checkout_id FROM checkouts "
+                "WHERE status = 'pending' AND lease_until < :now "
+                "ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED) "
+                "UPDATE checkouts AS c SET lease_owner = :owner, lease_until = :until "
+                "FROM stale WHERE c.checkout_id = stale.checkout_id RETURNING c.checkout_id"
+            ),
+            {"now": now, "owner": owner, "until": lease_until, "limit": limit},
+        )
+        return [str(checkout_id) for (checkout_id,) in rows]
+
+    def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
+        """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
+        self._connection.execute(
+            text(
+                "UPDATE checkouts SET lease_until = :at WHERE checkout_id = :id "
+                "AND lease_owner = :owner AND status = 'pending'"
+            ),
+            {"id": checkout_id, "owner": owner, "at": at},
+        )
+
+
+class SqlIdempotencyKeys:
+    """Idempotency keys in the ``checkout_idempotency_keys`` table, unique per customer."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Insert the key (or take over an expired one): None if claimed, else the live record."""
+        claimed = self._connection.execute(
+            text(
+                "INSERT INTO checkout_idempotency_keys (customer_id, idempotency_key, "
+                "fingerprint, checkout_id, created_at, expires_at) VALUES (:customer_id, :key, "
+                ":fingerprint, :checkout_id, :created_at, :expires_at) "
+                "ON CONFLICT (customer_id, idempotency_key) DO UPDATE SET "
+                "fingerprint = EXCLUDED.fingerprint, checkout_id = EXCLUDED.checkout_id, "
+                "response_status = NULL, response_body = NULL, "
+                "created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at "
+                "WHERE checkout_idempotency_keys.expires_at <= EXCLUDED.created_at "
+                "RETURNING checkout_id"
+            ),
+            {
+                "customer_id": record.customer_id,
+                "key": record.key,
+                "fingerprint": record.fingerprint,
+                "checkout_id": record.checkout_id,
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+            },
+        ).first()
+        if claimed is not None:
+            return None
+        row = (
+            self._connection.execute(
+                text(
+                    "SELECT customer_id, idempotency_key, fingerprint, checkout_id, created_at, "
+                    "expires_at, response_status, response_body FROM checkout_idempotency_keys "
+                    "WHERE customer_id = :customer_id AND idempotency_key = :key"
+                ),
+                {"customer_id": record.customer_id, "key": record.key},
+            )
+            .mappings()
+            .one()
+        )
+        response = (
+            None
+            if row["response_status"] is None
+            else StoredResponse(row["response_status"], row["response_body"])
+        )
+        return IdempotencyRecord(
+            customer_id=row["customer_id"],
+            key=row["idempotency_key"],
+            fingerprint=row["fingerprint"],
+            checkout_id=row["checkout_id"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            response=response,
+        )
+
+    def finish(
+        self, customer_id: str, key: str, checkout_id: str, response: StoredResponse
+    ) -> None:
+        """Store the final response of the key's request."""
+        self._connection.execute(
+            text(
+                "UPDATE checkout_idempotency_keys SET response_status = :status, "
+                "response_body = CAST(:body AS jsonb) WHERE customer_id = :customer_id "
+                "AND idempotency_key = :key AND checkout_id = :checkout_id"
+            ),
+            {
+                "customer_id": customer_id,
+                "key": key,
+                "checkout_id": checkout_id,
+                "status": response.status,
+                "body": json.dumps(response.body),
+            },
+        )
+
+    def purge_expired(self, now: datetime) -> int:
+        """Delete finished keys past their expiry; how many went."""
+        result = self._connection.execute(
+            text(
+                "DELETE FROM checkout_idempotency_keys WHERE expires_at <= :now "
+                "AND response_status IS NOT NULL"
+            ),
+            {"now": now},
+        )
+        return int(result.rowcount)
+
+
+class SqlCheckoutUnitOfWork(SqlUnitOfWork):
+    """A transaction with ``checkouts`` and ``idempotency`` attached."""
+
+    checkouts: SqlCheckoutRepository
+    idempotency: SqlIdempotencyKeys
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        self.checkouts = SqlCheckoutRepository(self.connection)
+        self.idempotency = SqlIdempotencyKeys(self.connection)
+        return self
+
+
+# -- row mapping ------------------------------------------------------------------------------
+
+
+def _row(checkout: Checkout) -> dict[str, Any]:
+    plan = checkout.plan
+    return {
+        "checkout_id": checkout.checkout_id,
+        "customer_id": checkout.customer_id,
+        "cart_id": checkout.cart_id,
+        "idempotency_key": checkout.idempotency_key,
+        "region": checkout.region,
+        "status": checkout.status,
+        "stage": checkout.stage.value,
+        "plan": None if plan is None else json.dumps(_plan_json(plan)),
+        "instrument_token": checkout.instrument_token,
+        "card_last4": checkout.card_last4,
+        "allocations": json.dumps([_allocation_json(a) for a in checkout.allocations]),
+        "order_id": checkout.order_id,
+        "totals": None if checkout.totals is None else json.dumps(vars(checkout.totals)),
+        "payment_id": checkout.payment_id,
+        "payment_status": checkout.payment_status,
+        "failure": None if checkout.failure is None else json.dumps(vars(checkout.failure)),
+        "history": json.dumps(
+            [
+                {"step": r.step, "outcome": r.outcome, "at": r.at.isoformat()}
+                for r in checkout.history
+            ]
+        ),
+        "lease_owner": checkout.lease_owner,
+        "lease_until": checkout.lease_until,
+        "created_at": checkout.created_at,
+        "updated_at": checkout.updated_at,
+    }
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "currency": plan.currency,
+        "lines": [vars(line) for line in plan.lines],
+        "subtotal_minor": plan.subtotal_minor,
+        "ship_region": plan.ship_region,
+        "shipping": vars(plan.shipping),
+    }
+
+
+def _allocation_json(allocation: Allocation) -> dict[str, Any]:
+    return vars(allocation).copy()
+
+
+def _checkout(row: dict[str, Any]) -> Checkout:
+    plan = row["plan"]
+    return Checkout(
+        checkout_id=row["checkout_id"],
+        customer_id=row["customer_id"],
+        cart_id=row["cart_id"],
+        idempotency_key=row["idempotency_key"],
+        region=row["region"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        stage=Stage(row["stage"]),
+        plan=None
+        if plan is None
+        else Plan(
+            currency=plan["currency"],
+            lines=tuple(PlanLine(**line) for line in plan["lines"]),
+            subtotal_minor=plan["subtotal_minor"],
+            ship_region=plan["ship_region"],
+            shipping=ShippingAddress(**plan["shipping"]),
+        ),
+        instrument_token=row["instrument_token"],
+        card_last4=row["card_last4"],
+        allocations=tuple(Allocation(**a) for a in row["allocations"] or ()),
+        order_id=row["order_id"],
+        totals=None if row["totals"] is None else Totals(**row["totals"]),
+        payment_id=row["payment_id"],
+        payment_status=row["payment_status"],
+        failure=None if row["failure"] is None else Failure(**row["failure"]),
+        history=[
+            StepRecord(r["step"], r["outcome"], datetime.fromisoformat(r["at"]))
+            for r in row["history"] or ()
+        ],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+    )
