@@ -373,6 +373,27 @@ EXAMPLES: Mapping[str, Mapping[str, Any]] = {
         "units_sold": 200,
     },
     # customers
+    "checkout.completed": {
+        "checkout_id": "chk_1",
+        "customer_id": "cus_1",
+        "order_id": "ord_1",
+        "cart_id": "crt_1",
+        "payment_id": "pay_1",
+        "amount": _eur(6447),
+        "ship_region": "eu",
+        "shipping_address": _ADDRESS,
+        "warehouse_ids": ["wh_eu_1", "wh_eu_2"],
+    },
+    "checkout.failed": {
+        "checkout_id": "chk_1",
+        "customer_id": "cus_1",
+        "step": "payment",
+        "code": "card_declined",
+        "cart_id": "crt_1",
+        "order_id": "ord_1",
+        "payment_id": "pay_1",
+        "compensated": ["order", "reserve"],
+    },
     "customer.address_added": {
         "customer_id": "cus_1",
         "address_id": "adr_1",

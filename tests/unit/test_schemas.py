@@ -35,7 +35,7 @@ REQUIRED_EVENTS = {
         ["stock.adjusted", "stock.reserved", "stock.released", "stock.committed"],
     ),
     "carts": ("cart", ["cart.item_added", "cart.item_removed"]),
-    "checkout": ("checkout", ["checkout.started"]),
+    "checkout": ("checkout", ["checkout.started", "checkout.completed", "checkout.failed"]),
     "orders": (
         "order",
         [
@@ -45,16 +45,23 @@ REQUIRED_EVENTS = {
             "order.shipped",
             "order.delivered",
             "order.cancelled",
+            "order.returned",
         ],
     ),
     "payments": (
         "payment",
-        ["payment.authorized", "payment.captured", "payment.failed", "payment.refunded"],
+        [
+            "payment.authorized",
+            "payment.captured",
+            "payment.failed",
+            "payment.refunded",
+            "payment.voided",
+        ],
     ),
     "shipments": ("shipment", ["shipment.created", "shipment.status_changed"]),
     "returns": ("return", ["return.requested", "return.received", "refund.issued"]),
     "reviews": ("review", ["review.posted"]),
-    "customers": ("customer", ["user.registered"]),
+    "customers": ("customer", ["user.registered", "customer.address_added"]),
     "behaviour": (
         "session",
         ["product.viewed", "search.performed", "recommendation.served", "recommendation.clicked"],
