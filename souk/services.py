@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,12 +17,40 @@ from sqlalchemy import Engine
 
 from souk.settings import Settings
 from souk.wiring import build_outbox
+from transactional.carts.adapters import CatalogPriceBook, InventoryStock, customer_currency_of
+from transactional.carts.repository import RedisCarts, SqlCartsUnitOfWork
+from transactional.carts.service import CartService
+from transactional.catalog.repository import SqlCatalogUnitOfWork
+from transactional.catalog.service import CatalogService
+from transactional.checkout.adapters import (
+    AddressBook,
+    CartsAdapter,
+    OrdersAdapter,
+    PaymentsAdapter,
+    StockAdapter,
+)
+from transactional.checkout.dto import render as render_checkout
+from transactional.checkout.repository import SqlCheckoutUnitOfWork
+from transactional.checkout.service import CheckoutService
 from transactional.customers.passwords import Argon2Passwords
 from transactional.customers.repository import SqlCustomersUnitOfWork
 from transactional.customers.service import CustomerService
+from transactional.inventory.counters import RedisStockCounters
+from transactional.inventory.directory import CatalogSkus, SellerDirectory
+from transactional.inventory.repository import SqlInventoryUnitOfWork
+from transactional.inventory.service import InventoryService
+from transactional.orders.repository import SqlOrdersUnitOfWork
+from transactional.orders.service import OrderService
+from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
+from transactional.payments.sandbox import SandboxCardGateway
+from transactional.payments.service import PaymentService
+from transactional.sellers.repository import SqlSellersUnitOfWork
+from transactional.sellers.service import SellerService
 from transactional.shared.auth import JwtTokens
 from transactional.shared.db import create_db_engine
 from transactional.shared.outbox import Outbox
+from transactional.shared.unit_of_work import SqlUnitOfWork
+from transactional.tracking.service import TrackingService
 
 
 def utc_now() -> datetime:
@@ -50,6 +79,18 @@ class Services:
             self.closers.pop()()
 
 
+def payment_gateway(
+    settings: Settings, engine: Engine, clock: Callable[[], datetime]
+) -> SandboxCardGateway:
+    """The card processor adapter named by ``SOUK_PAYMENT_GATEWAY`` (only the sandbox here)."""
+    if settings.payment_gateway != "sandbox":
+        raise ValueError(
+            f"unknown payment gateway {settings.payment_gateway!r} (SOUK_PAYMENT_GATEWAY); "
+            "the only adapter is 'sandbox'"
+        )
+    return SandboxCardGateway(SqlSandboxLedger(engine), clock=clock)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -70,108 +111,63 @@ def build_services(
     def uow_of(cls: Any) -> Callable[[], Any]:
         return lambda: cls(engine, outbox)
 
-    # -- sellers + catalog --
-    from transactional.catalog.repository import SqlCatalogUnitOfWork
-    from transactional.catalog.service import CatalogService
-    from transactional.sellers.repository import SqlSellersUnitOfWork
-    from transactional.sellers.service import SellerService
-
+    provided = services.provided
+    provided["tokens"] = tokens
     sellers = SellerService(uow_of(SqlSellersUnitOfWork), regions=settings.regions, clock=clock)
-    services.provided["sellers"] = sellers
-    services.provided["catalog"] = CatalogService(
+    catalog = CatalogService(
         uow_of(SqlCatalogUnitOfWork), sellers, shards=settings.catalog_shards, clock=clock
     )
-
-    # -- inventory --
-    from transactional.inventory.counters import RedisStockCounters
-    from transactional.inventory.directory import CatalogSkus, SellerDirectory
-    from transactional.inventory.repository import SqlInventoryUnitOfWork
-    from transactional.inventory.service import InventoryService
-
-    services.provided["inventory"] = InventoryService(
+    inventory = InventoryService(
         uow_of(SqlInventoryUnitOfWork),
         RedisStockCounters(redis_client),
-        skus=CatalogSkus(lambda: services.provided.get("catalog")),
-        sellers=SellerDirectory(lambda: services.provided.get("sellers")),
+        skus=CatalogSkus(catalog),
+        sellers=SellerDirectory(sellers),
         regions=settings.regions,
         reservation_ttl_s=settings.reservation_ttl_s,
         clock=clock,
     )
-
-    # -- carts --
-    from transactional.carts.adapters import (
-        CatalogPriceBook,
-        InventoryStock,
-        customer_currency_of,
-    )
-    from transactional.carts.repository import RedisCarts, SqlCartsUnitOfWork
-    from transactional.carts.service import CartService
-
     cart_store = RedisCarts(redis_client, ttl_s=settings.cart_ttl_s)
     carts = CartService(
         lambda: SqlCartsUnitOfWork(engine, outbox, cart_store),
         cart_store,
-        CatalogPriceBook(services.provided.get("catalog")),
-        InventoryStock(services.provided.get("inventory")),
+        CatalogPriceBook(catalog),
+        InventoryStock(inventory),
         region=settings.region,
-        # Customers are built last (they need the merger): look them up lazily.
-        customer_currency=customer_currency_of(lambda: services.provided.get("customers")),
+        # Customers need the cart merger, so they are built after carts: look them up lazily.
+        customer_currency=customer_currency_of(lambda: provided["customers"]),
         clock=clock,
     )
-    services.provided["carts"] = carts
-    services.provided["cart_merger"] = carts.merge
-
-    # -- orders + payments --
-    from transactional.orders.repository import SqlOrdersUnitOfWork
-    from transactional.orders.service import OrderService
-    from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
-    from transactional.payments.sandbox import SandboxCardGateway
-    from transactional.payments.service import PaymentService
-
-    if settings.payment_gateway != "sandbox":
-        raise ValueError(
-            f"unknown payment gateway {settings.payment_gateway!r} (SOUK_PAYMENT_GATEWAY); "
-            "the only adapter is 'sandbox'"
-        )
+    customers = CustomerService(
+        uow_of(SqlCustomersUnitOfWork),
+        Argon2Passwords(
+            time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
+        ),
+        tokens,
+        regions=settings.regions,
+        merge_cart=carts.merge,
+        clock=clock,
+    )
     payments = PaymentService(
         uow_of(SqlPaymentsUnitOfWork),
-        SandboxCardGateway(SqlSandboxLedger(engine), clock=clock),
+        payment_gateway(settings, engine, clock),
         regions=settings.regions,
         default_region=settings.region,
         clock=clock,
     )
-    services.provided["payments"] = payments
-    # Inventory's release/restock already match the orders' InventoryPort; the reasons orders
-    # pass ("order_cancelled", "return_restock") are ones inventory accepts.
-    services.provided["orders"] = OrderService(
+    orders = OrderService(
         uow_of(SqlOrdersUnitOfWork),
-        inventory=services.provided["inventory"],
+        inventory=inventory,
         payments=payments,
         regions=settings.regions,
         clock=clock,
     )
-
-    # -- checkout --
-    import hashlib
-
-    from transactional.checkout.adapters import (
-        AddressBook,
-        CartsAdapter,
-        OrdersAdapter,
-        PaymentsAdapter,
-        StockAdapter,
-    )
-    from transactional.checkout.dto import render as render_checkout
-    from transactional.checkout.repository import SqlCheckoutUnitOfWork
-    from transactional.checkout.service import CheckoutService
-
-    services.provided["checkout"] = CheckoutService(
+    checkout = CheckoutService(
         uow_of(SqlCheckoutUnitOfWork),
-        carts=CartsAdapter(services.provided["carts"]),
-        addresses=AddressBook(lambda: services.provided["customers"]),
-        stock=StockAdapter(services.provided["inventory"]),
-        orders=OrdersAdapter(services.provided["orders"]),
-        payments=PaymentsAdapter(services.provided["payments"]),
+        carts=CartsAdapter(carts),
+        addresses=AddressBook(customers),
+        stock=StockAdapter(inventory),
+        orders=OrdersAdapter(orders),
+        payments=PaymentsAdapter(payments),
         render=render_checkout,
         # Keys the card fingerprint of idempotency keys: no raw card, no offline brute force.
         card_key=hashlib.sha256(b"souk-checkout-card:" + settings.jwt_secret.encode()).digest(),
@@ -179,26 +175,21 @@ def build_services(
         idempotency_ttl_s=settings.idempotency_ttl_s,
         clock=clock,
     )
-
-    # -- tracking --
-    from transactional.shared.unit_of_work import SqlUnitOfWork
-    from transactional.tracking.service import TrackingService
-
-    services.provided["tracking"] = TrackingService(
+    tracking = TrackingService(
         uow_of(SqlUnitOfWork),
         region=settings.region,
         max_event_bytes=settings.kafka_max_message_bytes,
         clock=clock,
     )
-
-    services.provided["customers"] = CustomerService(
-        uow_of(SqlCustomersUnitOfWork),
-        Argon2Passwords(
-            time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
-        ),
-        tokens,
-        regions=settings.regions,
-        merge_cart=services.provided.get("cart_merger"),
-        clock=clock,
+    provided.update(
+        customers=customers,
+        sellers=sellers,
+        catalog=catalog,
+        inventory=inventory,
+        carts=carts,
+        payments=payments,
+        orders=orders,
+        checkout=checkout,
+        tracking=tracking,
     )
     return services

@@ -7,7 +7,7 @@ unpriced items, an order's allocations become one order line per warehouse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from schemas.common import Address
 from transactional.carts.service import CartService
@@ -87,14 +87,13 @@ class CartsAdapter:
 class AddressBook:
     """``CustomerService.get(customer_id).address(address_id)`` as the Addresses port."""
 
-    def __init__(self, customers: Callable[[], CustomerService]) -> None:
-        # Looked up lazily: customers are built after checkout (they need the cart merger).
+    def __init__(self, customers: CustomerService) -> None:
         self._customers = customers
 
     def address(self, customer_id: str, address_id: str) -> ShippingAddress | None:
         """One of the customer's saved addresses, or None."""
         try:
-            customer = self._customers().get(customer_id)
+            customer = self._customers.get(customer_id)
         except NotFound:
             return None
         found = customer.address(address_id)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import souk.inventory_cli as inventory_cli
 from souk.services import Services
+from tests.unit.inventory.fakes import StaticSellers, StaticSkus
 from transactional.inventory.counters import RedisStockCounters, counter_key
-from transactional.inventory.directory import StaticSellers, StaticSkus
 from transactional.inventory.model import InsufficientStock, ReservationReleased
 from transactional.inventory.repository import SqlInventoryUnitOfWork
 from transactional.inventory.service import InventoryService

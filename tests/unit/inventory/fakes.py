@@ -226,3 +226,25 @@ class FakeCounters:
                 self.values[key] = new
                 done += 1
         return done
+
+
+class StaticSkus:
+    """A fixed SKU → seller map standing in for the catalog."""
+
+    def __init__(self, sellers: Mapping[str, str] | None = None) -> None:
+        self.sellers: dict[str, str] = dict(sellers or {})
+
+    def sellers_of(self, skus: Collection[str]) -> dict[str, str]:
+        """Seller id of each known SKU; unknown SKUs are absent."""
+        return {sku: self.sellers[sku] for sku in skus if sku in self.sellers}
+
+
+class StaticSellers:
+    """A fixed customer → seller map standing in for the seller service."""
+
+    def __init__(self, sellers: Mapping[str, str] | None = None) -> None:
+        self.sellers: dict[str, str] = dict(sellers or {})
+
+    def seller_of(self, customer_id: str) -> str | None:
+        """The seller id of a customer, or None."""
+        return self.sellers.get(customer_id)

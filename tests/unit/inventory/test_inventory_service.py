@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.unit.inventory.fakes import FakeCounters, FakeInventoryUow
-from transactional.inventory.directory import StaticSellers, StaticSkus
+from tests.unit.inventory.fakes import FakeCounters, FakeInventoryUow, StaticSellers, StaticSkus
 from transactional.inventory.model import (
     InsufficientStock,
     ReservationReleased,
