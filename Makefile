@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.souk-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install demo test lint bench bench-outbox bench-checkout lock clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/bootstrap.sh
@@ -26,8 +26,13 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy souk schemas transactional serving
 
-bench: install  ## Outbox → Kafka throughput and latency beside the raw produce rate
+bench: bench-outbox bench-checkout  ## Every benchmark
+
+bench-outbox: install  ## Outbox → Kafka rate and latency beside the raw produce rate
 	$(BIN)/python -m bench.outbox_throughput $(ARGS)
+
+bench-checkout: install  ## Checkout orders/s and latency beside raw PostgreSQL writes; oversell
+	$(BIN)/python -m bench.checkout_throughput $(ARGS)
 
 lock: install  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^souk' > requirements.lock
