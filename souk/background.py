@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from souk.services import Services
+from transactional.checkout.service import CheckoutService
 from transactional.inventory.service import InventoryService
 
 _LOG = logging.getLogger("souk.background")
@@ -27,27 +28,23 @@ class PeriodicTask:
 
 
 def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
-    """The periodic tasks of the services that this process serves."""
+    """Saga recovery, reservation expiry and stock-counter repair, at their own paces."""
     settings = services.settings
-    tasks: list[PeriodicTask] = []
-    checkout = services.provided.get("checkout")
-    if checkout is not None:
+    checkout: CheckoutService = services["checkout"]
+    inventory: InventoryService = services["inventory"]
+    return [
         # First run at start-up: sagas a crashed process left behind are taken over at once.
-        tasks.append(
-            PeriodicTask(
-                "checkout.recover", max(settings.saga_recovery_after_s / 2, 0.5), checkout.recover
-            )
-        )
-    inventory = services.provided.get("inventory")
-    if inventory is not None:
-        tasks.append(
-            PeriodicTask(
-                "inventory.release_expired",
-                min(max(settings.reservation_ttl_s / 4, 0.5), 5.0),
-                inventory.release_expired,
-            )
-        )
-    return tasks
+        PeriodicTask(
+            "checkout.recover", max(settings.saga_recovery_after_s / 2, 0.5), checkout.recover
+        ),
+        PeriodicTask(
+            "inventory.release_expired",
+            min(max(settings.reservation_ttl_s / 4, 0.5), 5.0),
+            inventory.release_expired,
+        ),
+        # Redis counters drift after crashes; PostgreSQL is the truth, so repair from it.
+        PeriodicTask("inventory.reconcile", 60.0, lambda: _reconcile(inventory)),
+    ]
 
 
 def _reconcile(inventory: InventoryService) -> str | None:

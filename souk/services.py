@@ -101,7 +101,12 @@ def build_services(
 ) -> Services:
     """Wire every slice's service to PostgreSQL, Redis and the outbox."""
     engine = create_db_engine(database_url, pool_size=pool_size, application_name="souk-serve")
-    redis_client = redis.Redis.from_url(redis_url, max_connections=4 * pool_size)
+    redis_client = redis.Redis.from_url(
+        redis_url,
+        max_connections=4 * pool_size,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
     outbox = build_outbox(settings)
     tokens = JwtTokens(settings.jwt_secret, ttl_s=settings.token_ttl_s, clock=clock)
     services = Services(settings, engine, redis_client, outbox, tokens)

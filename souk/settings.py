@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     # argon2id cost; OWASP's baseline by default, lower it only for simulations and tests.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=1024)
+    # A Redis that accepts but never answers must not hold PostgreSQL transactions open.
+    redis_timeout_s: float = Field(default=2.0, gt=0)
     catalog_shards: int = Field(default=16, ge=1, le=256, description="Product-id prefixes.")
     cart_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, description="Idle carts expire.")
     # A checkout holds stock this long; a crashed or abandoned one gives it back after.
