@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
 from transactional.shared.errors import (
     Conflict,
@@ -109,6 +110,22 @@ def store_unavailable_handler(
     return problem(request, 503, str(error), code="store_unavailable")
 
 
+def data_error_handler(
+    request: Request[Any, Any, Any], error: DataError
+) -> Response[dict[str, Any]]:
+    """PostgreSQL refused a value (SQLSTATE class 22: NUL byte, out of range...): bad input."""
+    lines = str(error.orig).strip().splitlines()
+    detail = lines[0] if lines else "a value in the request is not valid"
+    return problem(request, 400, f"invalid value: {detail}", code="invalid_value")
+
+
+def too_deep_handler(
+    request: Request[Any, Any, Any], error: RecursionError
+) -> Response[dict[str, Any]]:
+    """JSON nested deeper than the decoder can follow."""
+    return problem(request, 400, "the JSON body is nested too deeply", code="validation_failed")
+
+
 def unexpected_error_handler(
     request: Request[Any, Any, Any], error: Exception
 ) -> Response[dict[str, Any]]:
@@ -126,6 +143,8 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_error_handler,
     StoreUnavailable: store_unavailable_handler,
+    DataError: data_error_handler,
+    RecursionError: too_deep_handler,
     Exception: unexpected_error_handler,
 }
 

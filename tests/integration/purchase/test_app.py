@@ -62,3 +62,17 @@ def test_an_unknown_domain_is_refused_by_name(services: Services) -> None:
 def test_unknown_routes_and_methods_are_problems(client: Any) -> None:
     assert_problem(client.get("/v1/nowhere"), 404)
     assert_problem(client.delete("/v1/categories"), 405)
+
+
+def test_values_postgres_refuses_are_400_not_500(client: Any) -> None:
+    body = assert_problem(client.get("/v1/products/%00"), 400, "invalid_value")
+    assert "NUL" in body["detail"] or "0x00" in body["detail"]
+    assert_problem(client.get("/v1/products", params={"page": 2**62}), 400, "invalid_value")
+
+
+def test_json_nested_too_deeply_is_400_not_500(client: Any) -> None:
+    deep = '{"email": ' + "[" * 3000 + "]" * 3000 + "}"
+    response = client.post(
+        "/v1/customers", content=deep, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400)
