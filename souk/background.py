@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from souk.services import Services
 from transactional.checkout.service import CheckoutService
 from transactional.inventory.service import InventoryService
+from transactional.orders.service import OrderService
 
 _LOG = logging.getLogger("souk.background")
 
@@ -32,6 +33,7 @@ def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
     settings = services.settings
     checkout: CheckoutService = services["checkout"]
     inventory: InventoryService = services["inventory"]
+    orders: OrderService = services["orders"]
     return [
         # First run at start-up: sagas a crashed process left behind are taken over at once.
         PeriodicTask(
@@ -41,6 +43,10 @@ def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
             "inventory.release_expired",
             min(max(settings.reservation_ttl_s / 4, 0.5), 5.0),
             inventory.release_expired,
+        ),
+        # A cancel whose void/refund failed stays pending (blocking shipment): finish it.
+        PeriodicTask(
+            "orders.finish_pending_cancellations", 60.0, orders.finish_pending_cancellations
         ),
         # Redis counters drift after crashes; PostgreSQL is the truth, so repair from it.
         PeriodicTask("inventory.reconcile", 60.0, lambda: _reconcile(inventory)),

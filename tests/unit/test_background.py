@@ -37,6 +37,7 @@ def test_serve_recovers_sagas_expires_reservations_and_repairs_counters() -> Non
     report = SimpleNamespace(drifted=2, checked=10, repaired=2)
     provided: dict[str, Any] = {
         "checkout": SimpleNamespace(recover=lambda: called.append("recover")),
+        "orders": SimpleNamespace(finish_pending_cancellations=lambda: called.append("finish")),
         "inventory": SimpleNamespace(
             release_expired=lambda: called.append("expire"),
             reconcile=lambda repair: called.append(f"reconcile repair={repair}") or report,
@@ -46,11 +47,12 @@ def test_serve_recovers_sagas_expires_reservations_and_repairs_counters() -> Non
     assert [(t.name, t.every_s) for t in tasks] == [
         ("checkout.recover", 15.0),
         ("inventory.release_expired", 5.0),
+        ("orders.finish_pending_cancellations", 60.0),
         ("inventory.reconcile", 60.0),
     ]
     results = [task.run() for task in tasks]
-    assert called == ["recover", "expire", "reconcile repair=True"]
-    assert results[2] == "2 of 10 counters had drifted; 2 repaired"
+    assert called == ["recover", "expire", "finish", "reconcile repair=True"]
+    assert results[3] == "2 of 10 counters had drifted; 2 repaired"
 
 
 class _Services:

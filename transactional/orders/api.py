@@ -58,7 +58,7 @@ class OrderController(Controller):
         principal: Inject[Principal],
         orders: Inject[OrderService],
     ) -> OrderOut:
-        """Cancel a placed or paid order (a paid one is refunded); 409 once it is packed."""
+        """Cancel a paid order (refunded); 409 while its checkout runs or once it is packed."""
         order = orders.cancel(
             order_id,
             f"customer:{principal.customer_id}",

@@ -137,6 +137,8 @@ class OrderOut(msgspec.Struct, kw_only=True):
     refunded: MoneyOut
     placed_at: datetime
     updated_at: datetime
+    # "cancelled" or "returned" while that move's refund and restock are still under way.
+    pending_status: str | None = None
 
     @classmethod
     def of(cls, order: Order) -> OrderOut:
@@ -175,6 +177,7 @@ class OrderOut(msgspec.Struct, kw_only=True):
             refunded=money(order.refunded_minor),
             placed_at=order.placed_at,
             updated_at=order.updated_at,
+            pending_status=None if order.pending is None else order.pending.to,
         )
 
 

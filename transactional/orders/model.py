@@ -7,6 +7,11 @@
 Every transition is recorded with its time, cause and actor. Asking for the status an order
 already has is an idempotent no-op (at-least-once callers retry); anything else not drawn
 above is an :class:`IllegalTransition` (HTTP 409).
+
+Cancelling and returning give money and stock back through other services, so they happen in
+three steps: the intent is committed first (:meth:`Order.begin`, a :class:`PendingChange`),
+the compensations run with no transaction open, then :meth:`Order.settle` makes the move.
+While a change is pending the order can move nowhere else (no packing a cancelled order).
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ class OrderNotFound(NotFound):
     """No such order (or not the caller's: the two look the same)."""
 
     code = "order_not_found"
+
+
+class CheckoutInProgress(Conflict):
+    """A placed order still belongs to its checkout, which pays for it or cancels it itself."""
+
+    code = "checkout_in_progress"
 
 
 def actor_kind(actor: str) -> str:
@@ -184,6 +195,27 @@ def split_into_groups(order_id: str, lines: Sequence[OrderLine]) -> list[Fulfilm
 
 
 @dataclass(frozen=True)
+class PendingChange:
+    """A cancel or return under way: committed before its refund and restock run."""
+
+    to: OrderStatus  # "cancelled" or "returned"
+    cause: str  # for a cancel, its CancelReason
+    actor: str
+    note: str | None
+    since: datetime
+
+    @property
+    def recorded_cause(self) -> str:
+        """The cause written on the transition (a cancel's note rides along)."""
+        if self.to == "cancelled" and self.note:
+            return f"{self.cause}: {self.note}"
+        return self.cause
+
+
+PENDING_TARGETS: frozenset[OrderStatus] = frozenset({"cancelled", "returned"})
+
+
+@dataclass(frozen=True)
 class Transition:
     """One recorded move of the state machine (``from_status`` None for the placement)."""
 
@@ -215,6 +247,7 @@ class Order:
     payment_id: str | None = None
     paid_minor: int | None = None
     refunded_minor: int = 0
+    pending: PendingChange | None = None
     history: list[Transition] = field(default_factory=list)  # transitions made in this session
 
     def can_become(self, to: OrderStatus) -> bool:
@@ -225,6 +258,14 @@ class Order:
         """IllegalTransition unless the order may move to ``to`` (or already is there)."""
         if to not in TRANSITIONS:
             raise InvalidRequest(f"unknown order status {to!r}", code="invalid_status")
+        pending = self.pending
+        if pending is not None and to not in (self.status, pending.to):
+            raise IllegalTransition(
+                f"order {self.order_id} is being {pending.to}; it cannot become {to}",
+                order_status=self.status,
+                to=to,
+                pending=pending.to,
+            )
         if not self.can_become(to):
             allowed = ", ".join(sorted(TRANSITIONS[self.status])) or "nothing (final)"
             raise IllegalTransition(
@@ -248,6 +289,31 @@ class Order:
             group.status = to
         self.history.append(move)
         return move
+
+    def begin(
+        self, to: OrderStatus, cause: str, actor: str, note: str | None, at: datetime
+    ) -> bool:
+        """Record the intent to cancel or return; False if it is under way or done already."""
+        if to not in PENDING_TARGETS:
+            raise InvalidRequest(
+                f"only a cancel or return is begun, not {to!r}", code="invalid_status"
+            )
+        self.require(to)
+        actor_kind(actor)
+        if self.status == to or self.pending is not None:
+            return False
+        self.pending = PendingChange(to, cause, actor, note, at)
+        self.updated_at = at
+        return True
+
+    def settle(self, at: datetime) -> PendingChange:
+        """Make the pending cancel or return (its compensation done) and clear the intent."""
+        pending = self.pending
+        if pending is None:
+            raise IllegalTransition(f"order {self.order_id} has no cancel or return under way")
+        self.pending = None
+        self.transition(pending.to, at, pending.recorded_cause, pending.actor)
+        return pending
 
     def mark_paid(self, payment_id: str, amount_minor: int, at: datetime, actor: str) -> bool:
         """Record the captured payment; False if this payment was recorded already."""
@@ -334,3 +400,6 @@ class OrderRepository(Protocol):
 
     def page_for(self, customer_id: str, page: int, page_size: int) -> OrderPage:
         """A customer's orders, newest first."""
+
+    def pending_since(self, before: datetime, limit: int) -> list[str]:
+        """Ids of orders with a cancel or return begun before ``before``, oldest first."""

@@ -7,6 +7,7 @@ partition that holds the order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import Connection, text
@@ -17,6 +18,7 @@ from transactional.orders.model import (
     OrderLine,
     OrderNotFound,
     OrderPage,
+    PendingChange,
     ShippingAddress,
     Totals,
     Transition,
@@ -28,7 +30,8 @@ _ORDER_COLUMNS = (
     "region, order_id, checkout_id, customer_id, status, currency, subtotal_minor, "
     "discount_minor, shipping_minor, tax_minor, grand_total_minor, ship_country, "
     "ship_subdivision, ship_city, ship_postal_code, address_id, payment_method, payment_id, "
-    "paid_minor, refunded_minor, placed_at, updated_at"
+    "paid_minor, refunded_minor, placed_at, updated_at, pending_status, pending_cause, "
+    "pending_actor, pending_note, pending_since"
 )
 _LINE_COLUMNS = (
     "region, order_id, line_id, position, sku, product_id, seller_id, title, quantity, "
@@ -101,6 +104,7 @@ class SqlOrderRepository:
                 "refunded_minor": order.refunded_minor,
                 "placed_at": order.placed_at,
                 "updated_at": order.updated_at,
+                **_pending_row(order.pending),
             },
         )
         group_of = {line_id: group.group_id for group in order.groups for line_id in group.line_ids}
@@ -159,7 +163,10 @@ class SqlOrderRepository:
             text(
                 "UPDATE orders SET status = :status, payment_id = :payment_id, "
                 "paid_minor = :paid_minor, refunded_minor = :refunded_minor, "
-                "updated_at = :updated_at WHERE region = :region AND order_id = :order_id"
+                "updated_at = :updated_at, pending_status = :pending_status, "
+                "pending_cause = :pending_cause, pending_actor = :pending_actor, "
+                "pending_note = :pending_note, pending_since = :pending_since "
+                "WHERE region = :region AND order_id = :order_id"
             ),
             {
                 **key,
@@ -168,6 +175,7 @@ class SqlOrderRepository:
                 "paid_minor": order.paid_minor,
                 "refunded_minor": order.refunded_minor,
                 "updated_at": order.updated_at,
+                **_pending_row(order.pending),
             },
         )
         self._connection.execute(
@@ -231,6 +239,18 @@ class SqlOrderRepository:
             {"customer_id": customer_id, "limit": page_size, "offset": (page - 1) * page_size},
         )
         return OrderPage(items=items, total=int(total), page=page, page_size=page_size)
+
+    def pending_since(self, before: datetime, limit: int) -> list[str]:
+        """Ids of orders with a cancel or return begun before ``before``, oldest first."""
+        return list(
+            self._connection.execute(
+                text(
+                    "SELECT order_id FROM orders WHERE pending_status IS NOT NULL "
+                    "AND pending_since < :before ORDER BY pending_since LIMIT :limit"
+                ),
+                {"before": before, "limit": limit},
+            ).scalars()
+        )
 
     def _load(self, where: str, params: Mapping[str, Any]) -> list[Order]:
         """Orders matching ``where`` (in its order), each with its lines and groups."""
@@ -344,7 +364,26 @@ def _order(
         payment_id=row["payment_id"],
         paid_minor=row["paid_minor"],
         refunded_minor=row["refunded_minor"],
+        pending=None
+        if row["pending_status"] is None
+        else PendingChange(
+            to=row["pending_status"],
+            cause=row["pending_cause"],
+            actor=row["pending_actor"],
+            note=row["pending_note"],
+            since=row["pending_since"],
+        ),
     )
+
+
+def _pending_row(pending: PendingChange | None) -> dict[str, Any]:
+    return {
+        "pending_status": None if pending is None else pending.to,
+        "pending_cause": None if pending is None else pending.cause,
+        "pending_actor": None if pending is None else pending.actor,
+        "pending_note": None if pending is None else pending.note,
+        "pending_since": None if pending is None else pending.since,
+    }
 
 
 class SqlOrdersUnitOfWork(SqlUnitOfWork):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from schemas.registry import REGISTRY
 from transactional.orders.model import (
     CANCEL_REASONS,
     CancelReason,
+    CheckoutInProgress,
     IllegalTransition,
     InventoryPort,
     Order,
@@ -39,6 +41,7 @@ from transactional.orders.model import (
     OrderRepository,
     OrderStatus,
     PaymentsPort,
+    PendingChange,
     ShippingAddress,
     Totals,
     Transition,
@@ -50,6 +53,8 @@ from transactional.orders.model import (
 from transactional.shared.errors import Conflict, InvalidRequest
 from transactional.shared.regions import SUPPORTED_CURRENCIES
 from transactional.shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 SANDBOX_CARRIER = "sandbox-post"
 SANDBOX_TRANSIT = timedelta(days=3)
@@ -173,9 +178,13 @@ class OrderService:
         *,
         note: str | None = None,
     ) -> Order:
-        """Cancel a placed or paid order: stock back, payment voided or refunded.
+        """Cancel a placed or paid order: payment voided or refunded, then stock back.
 
-        ``customer_id`` restricts it to that customer's order (others look not found).
+        ``customer_id`` restricts it to that customer's order (others look not found). A
+        customer cannot cancel a placed order: its checkout still pays for it or cancels it
+        (CheckoutInProgress, 409). If a refund or restock fails the error propagates and the
+        cancel stays pending (the order cannot be packed); calling again, or
+        :meth:`finish_pending_cancellations`, completes it.
         """
         if reason not in CANCEL_REASONS:
             raise InvalidRequest(
@@ -183,36 +192,31 @@ class OrderService:
                 code="invalid_cancel_reason",
             )
         kind = actor_kind(actor)
+        order = self._begin(
+            order_id, "cancelled", reason, actor, note, customer_id, by_customer=kind == "customer"
+        )
+        return self._settle(order)
+
+    def finish_pending_cancellations(self, older_than_s: float = 60.0, limit: int = 100) -> int:
+        """Complete cancels and returns left pending by a failure; returns how many finished.
+
+        For a periodic background task: only intents older than ``older_than_s`` are taken,
+        so live requests finish their own. Every step is idempotent, so a race is harmless.
+        """
+        before = self._clock() - timedelta(seconds=older_than_s)
         with self._uow() as uow:
-            # The row lock is held while compensating, so no concurrent transition (e.g. to
-            # packed) can slip in between the refund and the cancel.
-            order = self._locked(uow, order_id, customer_id)
-            order.require("cancelled")
-            if order.status == "cancelled":
-                return order
-            previous = order.status
-            refunded = self._compensate(order, previous, "order_cancelled", "cancellation")
-            at = self._clock()
-            order.refunded_minor = refunded
-            order.transition("cancelled", at, reason if not note else f"{reason}: {note}", actor)
-            uow.orders.save(order)
-            uow.emit(
-                self._event(
-                    order,
-                    "order.cancelled",
-                    OrderCancelled(
-                        order_id=order.order_id,
-                        customer_id=order.customer_id,
-                        reason=reason,
-                        cancelled_by=_cancelled_by(kind),
-                        refund_amount=self._money(order, refunded) if refunded else None,
-                        note=note,
-                    ),
-                )
-            )
-            uow.commit()
-        order.history.clear()
-        return order
+            due = uow.orders.pending_since(before, limit)
+        finished = 0
+        for order_id in due:
+            try:
+                with self._uow() as uow:
+                    order = uow.orders.get(order_id)
+                if order is not None:
+                    self._settle(order)
+                    finished += 1
+            except Exception:
+                log.exception("order %s: pending cancel/return not finished; will retry", order_id)
+        return finished
 
     def transition(
         self, order_id: str, to: OrderStatus, cause: str, actor: str, *, note: str | None = None
@@ -237,15 +241,13 @@ class OrderService:
                 )
             return self.cancel(order_id, actor, cause, note=note)
         actor_kind(actor)
+        if to == "returned":
+            return self._settle(self._begin(order_id, "returned", cause, actor, note))
         with self._uow() as uow:
             order = self._locked(uow, order_id)
             order.require(to)
             if order.status == to:
                 return order
-            refunded = 0
-            if to == "returned":
-                refunded = self._compensate(order, order.status, "return_restock", "return")
-                order.refunded_minor = refunded
             at = self._clock()
             order.transition(to, at, cause, actor)
             if to == "shipped":
@@ -254,7 +256,7 @@ class OrderService:
                     group.carrier = SANDBOX_CARRIER
                     group.tracking_number = f"SBX{uuid7().hex[:16].upper()}"
             uow.orders.save(order)
-            uow.emit(*self._fulfilment_events(order, to, at, refunded, note or cause))
+            uow.emit(*self._fulfilment_events(order, to, at, 0, note or cause))
             uow.commit()
         order.history.clear()
         return order
@@ -285,28 +287,105 @@ class OrderService:
         with self._uow() as uow:
             return uow.orders.page_for(customer_id, page, page_size)
 
-    def _compensate(
+    def _begin(
         self,
-        order: Order,
-        previous: OrderStatus,
-        stock_reason: str,
-        refund_reason: Literal["cancellation", "return"],
-    ) -> int:
-        """Give stock back and void or refund the payment; each step is idempotent."""
-        if previous == "placed":
+        order_id: str,
+        to: OrderStatus,
+        cause: str,
+        actor: str,
+        note: str | None,
+        customer_id: str | None = None,
+        *,
+        by_customer: bool = False,
+    ) -> Order:
+        """Commit the intent to cancel or return, in a short transaction of its own."""
+        with self._uow() as uow:
+            order = self._locked(uow, order_id, customer_id)
+            if by_customer and order.status == "placed" and order.pending is None:
+                raise CheckoutInProgress(
+                    f"order {order_id} is still being paid for by its checkout; "
+                    "cancel it once it is paid",
+                    order_status=order.status,
+                    checkout_id=order.checkout_id,
+                )
+            if order.begin(to, cause, actor, note, self._clock()):
+                uow.orders.save(order)
+                uow.commit()
+        return order
+
+    def _settle(self, order: Order) -> Order:
+        """Compensate a begun cancel or return with no transaction open, then make the move."""
+        pending = order.pending
+        if pending is None:  # final already (this or an earlier caller settled it)
+            order.history.clear()
+            return order
+        refunded = self._compensate(order, pending.to)
+        with self._uow() as uow:
+            order = self._locked(uow, order.order_id)
+            # A concurrent caller may have settled it meanwhile: then there is nothing to do.
+            if order.pending is not None and order.pending.to == pending.to:
+                at = self._clock()
+                order.refunded_minor = refunded
+                settled = order.settle(at)
+                uow.orders.save(order)
+                uow.emit(*self._settled_events(order, settled, at, refunded))
+                uow.commit()
+        order.history.clear()
+        return order
+
+    def _compensate(self, order: Order, to: OrderStatus) -> int:
+        """Take the money back, then give the stock back; each step is idempotent.
+
+        Money first: if the refund fails, no unit has been put back on sale yet.
+        Returns the amount refunded on the order's payment so far.
+        """
+        stock_reason = "order_cancelled" if to == "cancelled" else "return_restock"
+        refund_reason: Literal["cancellation", "return"] = (
+            "cancellation" if to == "cancelled" else "return"
+        )
+        refunded = 0
+        if order.payment_id is not None:
+            if order.paid_minor is None:
+                refunded = self._void(order.payment_id, refund_reason)
+            else:
+                payment = self._payments.refund(order.payment_id, None, reason=refund_reason)
+                refunded = payment.refunded_minor
+        if order.status == "placed":
             self._inventory.release(order.checkout_id, stock_reason)
         self._inventory.restock(order.order_id, stock_reason)
-        if order.payment_id is None:
+        return refunded
+
+    def _void(self, payment_id: str, reason: Literal["cancellation", "return"]) -> int:
+        """Void an unpaid order's authorisation; refund it if it was captured meanwhile."""
+        try:
+            self._payments.void(payment_id)
             return 0
-        if order.paid_minor is None:
-            self._payments.void(order.payment_id)
-            return 0
-        payment = self._payments.refund(
-            order.payment_id,
-            None,
-            reason=refund_reason,
-        )
-        return payment.refunded_minor
+        except Conflict as error:
+            if error.code != "payment_not_voidable":
+                raise
+        return self._payments.refund(payment_id, None, reason=reason).refunded_minor
+
+    def _settled_events(
+        self, order: Order, settled: PendingChange, at: datetime, refunded: int
+    ) -> list[Envelope]:
+        if settled.to == "returned":
+            return self._fulfilment_events(
+                order, "returned", at, refunded, settled.note or settled.cause
+            )
+        return [
+            self._event(
+                order,
+                "order.cancelled",
+                OrderCancelled(
+                    order_id=order.order_id,
+                    customer_id=order.customer_id,
+                    reason=cast(CancelReason, settled.cause),
+                    cancelled_by=_cancelled_by(actor_kind(settled.actor)),
+                    refund_amount=self._money(order, refunded) if refunded else None,
+                    note=settled.note,
+                ),
+            )
+        ]
 
     def _new_order(self, command: PlaceOrder) -> Order:
         if command.region not in self._regions:

@@ -194,13 +194,26 @@ class PaymentGateway(Protocol):
     def name(self) -> str:
         """The gateway's name, as events report it."""
 
-    def tokenize(self, card: Card) -> str:
-        """Vault a card; returns an instrument token. InvalidCard if it cannot be used."""
+    def tokenize(self, card: Card, owner: str | None = None) -> str:
+        """Vault a card for its owner (a customer id); an instrument token. InvalidCard if bad."""
+
+    def owner_of(self, token: str) -> str | None:
+        """The customer a vaulted card belongs to (None: nobody yet); UnknownInstrument if none."""
 
     def authorize(
-        self, token: str, amount_minor: int, currency: str, idempotency_key: str
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        *,
+        owner: str | None = None,
     ) -> GatewayAuthorization:
-        """Hold an amount on the card (or decline); GatewayTimeout if the answer was lost."""
+        """Hold an amount on the card (or decline); GatewayTimeout if the answer was lost.
+
+        With ``owner``, another customer's card is an UnknownInstrument (a card nobody owns
+        yet becomes the owner's).
+        """
 
     def capture(
         self, reference: str, amount_minor: int | None, idempotency_key: str
@@ -302,6 +315,15 @@ class Payment:
         self.last4 = result.last4
         self.decline_code = result.decline_code
         self.authorization_expires_at = result.expires_at
+        self.updated_at = at
+
+    def record_released_hold(self, result: GatewayAuthorization, at: datetime) -> None:
+        """A late authorisation of a payment already given up on was voided at the gateway."""
+        self._require({"voided", "declined"}, "record a released hold")
+        self.gateway_reference = result.reference
+        self.card_brand = result.card_brand
+        self.last4 = result.last4
+        self.authorization_expires_at = None
         self.updated_at = at
 
     def record_failure(self, code: str, at: datetime) -> None:

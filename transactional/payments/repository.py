@@ -22,7 +22,7 @@ _CHARGE_COLUMNS = (
     "reference, token, amount_minor, currency, status, created_at, updated_at, decline_code, "
     "captured_minor, refunded_minor"
 )
-_VAULT_COLUMNS = "token, number, brand, last4, exp_month, exp_year, holder, created_at"
+_VAULT_COLUMNS = "token, number, brand, last4, exp_month, exp_year, holder, created_at, owner"
 
 
 def _params(columns: str) -> str:
@@ -179,6 +179,24 @@ class SqlSandboxSession:
             ),
             {name.strip(): getattr(entry, name.strip()) for name in _VAULT_COLUMNS.split(",")},
         )
+
+    def claim_vault_entry(self, token: str, owner: str) -> str | None:
+        """Give an unowned card to ``owner`` (first come wins); the owner it has afterwards."""
+        claimed = self._connection.execute(
+            text(
+                "UPDATE sandbox_gateway_vault SET owner = :owner "
+                "WHERE token = :token AND owner IS NULL RETURNING owner"
+            ),
+            {"token": token, "owner": owner},
+        ).scalar_one_or_none()
+        if claimed is not None:
+            return str(claimed)
+        # Someone else's already (a concurrent claim has committed by the time the UPDATE ran).
+        current = self._connection.execute(
+            text("SELECT owner FROM sandbox_gateway_vault WHERE token = :token"),
+            {"token": token},
+        ).scalar_one_or_none()
+        return None if current is None else str(current)
 
     def charge(self, reference: str) -> Charge | None:
         """A charge, locked until the session ends, or None."""

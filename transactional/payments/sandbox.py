@@ -24,7 +24,9 @@ production wiring, written in the sandbox's own short transactions (never the ca
 so it survives a crash of our process the way an external processor would.
 
 Test mode only: the vault keeps the full card number, as a processor's vault does. Nothing
-outside the vault ever sees more than brand, last four digits and expiry.
+outside the vault ever sees more than brand, last four digits and expiry. A vaulted card
+belongs to the customer it was tokenised for (like a processor's card attached to a customer
+object): an authorisation on behalf of anyone else finds no such card.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class VaultEntry:
     exp_year: int
     holder: str
     created_at: datetime
+    owner: str | None = None  # the customer it belongs to; None for a card vaulted anonymously
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class SandboxSession(Protocol):
 
     def save_vault_entry(self, entry: VaultEntry) -> None:
         """Vault a card."""
+
+    def claim_vault_entry(self, token: str, owner: str) -> str | None:
+        """Give an unowned card to ``owner`` (first come wins); the owner it has afterwards."""
 
     def charge(self, reference: str) -> Charge | None:
         """A charge, locked until the session ends, or None."""
@@ -173,8 +179,8 @@ class SandboxCardGateway:
         self._ledger = ledger
         self._clock = clock
 
-    def tokenize(self, card: Card) -> str:
-        """Vault a card after the Luhn and expiry checks; returns its token."""
+    def tokenize(self, card: Card, owner: str | None = None) -> str:
+        """Vault a card (for ``owner``) after the Luhn and expiry checks; returns its token."""
         now = self._clock()
         digits, exp_year = validated_card(card, now)
         entry = VaultEntry(
@@ -186,25 +192,49 @@ class SandboxCardGateway:
             exp_year=exp_year,
             holder=card.holder.strip(),
             created_at=now,
+            owner=owner,
         )
         with self._ledger.session(entry.token) as session:
             session.save_vault_entry(entry)
         return entry.token
 
+    def owner_of(self, token: str) -> str | None:
+        """The customer a vaulted card belongs to, None if nobody; UnknownInstrument if none."""
+        with self._ledger.session(token) as session:
+            entry = session.vault_entry(token)
+        if entry is None:
+            raise UnknownInstrument(f"no card in the vault for token {token!r}")
+        return entry.owner
+
     def authorize(
-        self, token: str, amount_minor: int, currency: str, idempotency_key: str
+        self,
+        token: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str,
+        *,
+        owner: str | None = None,
     ) -> GatewayAuthorization:
-        """Hold ``amount_minor`` on the card, or decline it as its test number says."""
+        """Hold ``amount_minor`` on the card, or decline it as its test number says.
+
+        With ``owner``, another customer's card looks unknown (no hint that it exists); a
+        card vaulted without an owner becomes this owner's.
+        """
         _check_money(amount_minor, currency)
         fingerprint = _fingerprint("authorize", token, amount_minor, currency)
         with self._ledger.session(idempotency_key) as session:
+            if not idempotency_key:
+                raise InvalidRequest(
+                    "an idempotency key is required", code="missing_idempotency_key"
+                )
+            # Checked before the replay: another customer's call never learns a first answer.
+            entry = session.vault_entry(token)
+            if entry is None or not _usable_by(session, entry, owner):
+                raise UnknownInstrument(f"no card in the vault for token {token!r}")
             replay = _replay(session, idempotency_key, "authorize", fingerprint)
             if replay is not None:
                 assert isinstance(replay, GatewayAuthorization)
                 return replay
-            entry = session.vault_entry(token)
-            if entry is None:
-                raise UnknownInstrument(f"no card in the vault for token {token!r}")
             now = self._clock()
             decline = DECLINING_CARDS.get(entry.number)
             if decline is None and card_expired(entry.exp_month, entry.exp_year, now):
@@ -403,6 +433,14 @@ def _replay(
             idempotency_key=idempotency_key,
         )
     return _decode(stored.result)
+
+
+def _usable_by(session: SandboxSession, entry: VaultEntry, owner: str | None) -> bool:
+    if owner is None or entry.owner == owner:
+        return True
+    if entry.owner is None:
+        return session.claim_vault_entry(entry.token, owner) == owner
+    return False
 
 
 def _charge(session: SandboxSession, reference: str) -> Charge:

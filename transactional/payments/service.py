@@ -37,6 +37,7 @@ from transactional.payments.model import (
     PaymentRepository,
     Refund,
     RefundReason,
+    UnknownInstrument,
 )
 from transactional.shared.errors import Conflict, DomainError, InvalidRequest
 from transactional.shared.regions import SUPPORTED_CURRENCIES
@@ -67,9 +68,24 @@ class PaymentService:
         self._default_region = default_region
         self._clock = clock
 
-    def tokenize(self, card: Card) -> str:
-        """Vault a card at the gateway; the only place a raw card number goes."""
-        return self._gateway.tokenize(card)
+    def tokenize(self, card: Card, customer_id: str | None = None) -> str:
+        """Vault a card at the gateway as ``customer_id``'s; the only place a raw card goes.
+
+        Only that customer can pay with the token. ``None`` is for callers not yet passing
+        the customer: such a token becomes the first customer's that authorises with it.
+        """
+        if customer_id is not None:
+            _require_ids(customer_id=customer_id)
+        return self._gateway.tokenize(card, customer_id)
+
+    def token_owned_by(self, token: str, customer_id: str) -> bool:
+        """Whether the vault token is this customer's (unknown, unowned or another's: False)."""
+        if not _is_id(token) or not _is_id(customer_id):
+            return False
+        try:
+            return self._gateway.owner_of(token) == customer_id
+        except UnknownInstrument:
+            return False
 
     def authorize(
         self,
@@ -87,7 +103,9 @@ class PaymentService:
         """Hold the amount on the instrument; PaymentDeclined (402) after recording a decline.
 
         Idempotent per ``payment_id``: a repeat returns the payment (or the same decline).
-        GatewayTimeout leaves the payment pending; calling again resolves it.
+        GatewayTimeout leaves the payment pending; calling again resolves it. Another
+        customer's token is declined like an unknown one (PaymentDeclined, code
+        ``unknown_instrument``), without saying that it exists.
         """
         _require_ids(
             payment_id=payment_id,
@@ -142,7 +160,7 @@ class PaymentService:
             raise payment.declined()
         if payment.status == "pending":
             return self._authorize_pending(payment, retry=True)
-        return payment
+        return self._settled(payment)
 
     def capture(self, payment_id: str, amount_minor: int | None = None) -> Payment:
         """Collect the authorised amount (or part of it); a second capture is a no-op."""
@@ -190,20 +208,7 @@ class PaymentService:
             if payment.status in ("authorized", "pending"):
                 payment.record_void(self._clock())
                 uow.payments.save(payment)
-                uow.emit(
-                    REGISTRY.new_event(
-                        "payment.voided",
-                        PaymentVoided(
-                            payment_id=payment.payment_id,
-                            order_id=payment.order_id,
-                            customer_id=payment.customer_id,
-                            amount=_money(payment.amount_minor, payment.currency),
-                            method=payment.method,
-                            gateway_reference=payment.gateway_reference,
-                        ),
-                        region=payment.region,
-                    )
-                )
+                uow.emit(self._voided_event(payment))
                 uow.commit()
         return payment
 
@@ -306,7 +311,11 @@ class PaymentService:
                     code="idempotency_key_reused",
                 )
             result = known or self._gateway.authorize(
-                payment.instrument_token, payment.amount_minor, payment.currency, key
+                payment.instrument_token,
+                payment.amount_minor,
+                payment.currency,
+                key,
+                owner=payment.customer_id,
             )
         except GatewayTimeout:
             raise
@@ -334,6 +343,23 @@ class PaymentService:
                 uow.payments.save(payment)
                 uow.emit(self._authorization_event(payment))
                 uow.commit()
+        if result is not None and _late_hold(payment, result):
+            return self._release_late_hold(payment, result)
+        return payment
+
+    def _release_late_hold(self, payment: Payment, result: GatewayAuthorization) -> Payment:
+        """The gateway authorised after the payment was given up on: void that hold too.
+
+        Otherwise the money stays held on the shopper's card until the hold lapses.
+        """
+        self._gateway.void(result.reference, f"{payment.payment_id}:void")
+        with self._uow() as uow:
+            payment = self._locked(uow, payment.payment_id)
+            if _late_hold(payment, result):
+                payment.record_released_hold(result, self._clock())
+                uow.payments.save(payment)
+                uow.emit(self._voided_event(payment))
+                uow.commit()
         return payment
 
     def _resolved(self, payment_id: str) -> Payment:
@@ -343,10 +369,22 @@ class PaymentService:
         if payment is None:
             raise PaymentNotFound(f"no payment {payment_id}")
         if payment.status != "pending":
-            return payment
+            return self._settled(payment)
         known = self._gateway.lookup(payment.idempotency_key)
         if isinstance(known, GatewayAuthorization):
             return self._record(payment_id, known, None)
+        return payment
+
+    def _settled(self, payment: Payment) -> Payment:
+        """A payment given up on without a gateway charge: release a hold the gateway made late.
+
+        Retries land here, so a void that failed the first time is completed.
+        """
+        if payment.status not in _GIVEN_UP or payment.gateway_reference is not None:
+            return payment
+        known = self._gateway.lookup(payment.idempotency_key)
+        if isinstance(known, GatewayAuthorization) and _late_hold(payment, known):
+            return self._release_late_hold(payment, known)
         return payment
 
     @staticmethod
@@ -369,7 +407,7 @@ class PaymentService:
                     method=payment.method,
                     gateway=payment.gateway,
                     gateway_reference=payment.gateway_reference,
-                    instrument_token=payment.instrument_token,
+                    # No instrument_token: a vault token is a payment credential, not news.
                     expires_at=payment.authorization_expires_at,
                 ),
                 region=payment.region,
@@ -386,6 +424,21 @@ class PaymentService:
                 error_code=payment.decline_code or "card_declined",
                 error_message=f"declined: {payment.decline_code}",
                 retryable=False,
+            ),
+            region=payment.region,
+        )
+
+    @staticmethod
+    def _voided_event(payment: Payment) -> Envelope:
+        return REGISTRY.new_event(
+            "payment.voided",
+            PaymentVoided(
+                payment_id=payment.payment_id,
+                order_id=payment.order_id,
+                customer_id=payment.customer_id,
+                amount=_money(payment.amount_minor, payment.currency),
+                method=payment.method,
+                gateway_reference=payment.gateway_reference,
             ),
             region=payment.region,
         )
@@ -414,6 +467,22 @@ class PaymentService:
         if len(parts) == 3 and parts[1] in self._regions:
             return parts[1]
         return self._default_region
+
+
+_GIVEN_UP = frozenset({"voided", "declined"})
+
+
+def _late_hold(payment: Payment, result: GatewayAuthorization) -> bool:
+    """Whether the gateway holds money for a payment we gave up on (voided or failed)."""
+    return (
+        result.status == "authorized"
+        and payment.status in _GIVEN_UP
+        and payment.gateway_reference != result.reference
+    )
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= 128
 
 
 def _reference(payment: Payment) -> str:

@@ -51,7 +51,8 @@ def pay_order(services: Services, order: Order) -> Order:
     payments: PaymentService = services.provided["payments"]
     orders: OrderService = services.provided["orders"]
     token = payments.tokenize(
-        Card(number="4242424242424242", exp_month=1, exp_year=2040, cvc="123", holder="A")
+        Card(number="4242424242424242", exp_month=1, exp_year=2040, cvc="123", holder="A"),
+        order.customer_id,
     )
     payment_id = f"pay_{secrets.token_hex(8)}"
     total = order.totals.grand_total
@@ -221,11 +222,12 @@ def test_cancel_a_paid_order_refunds_the_capture(services: Services, engine: Eng
 def test_a_placed_order_with_an_authorisation_voids_it_on_cancel(services: Services) -> None:
     orders: OrderService = services.provided["orders"]
     payments: PaymentService = services.provided["payments"]
-    token = payments.tokenize(
-        Card(number="4242424242424242", exp_month=1, exp_year=2040, cvc="123", holder="A")
-    )
     payment_id = f"pay_{secrets.token_hex(8)}"
     order = place_order(services, payment_id=payment_id)
+    token = payments.tokenize(
+        Card(number="4242424242424242", exp_month=1, exp_year=2040, cvc="123", holder="A"),
+        order.customer_id,
+    )
     payments.authorize(
         payment_id, order.order_id, order.customer_id, 5999, "EUR", token, f"{payment_id}:a"
     )

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from souk.services import Services
 from transactional.payments.model import Card, GatewayAuthorization, GatewayTimeout
-from transactional.payments.repository import SqlSandboxLedger
+from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
 from transactional.payments.sandbox import SandboxCardGateway
 from transactional.payments.service import PaymentService
 from transactional.shared.errors import PaymentDeclined
@@ -38,13 +38,14 @@ def outbox_types(engine: Engine, key: str) -> list[str]:
 
 
 def authorize(payments: PaymentService, number: str = APPROVED, **changes: Any) -> Any:
+    customer_id = changes.get("customer_id") or fresh("cus")
     fields: dict[str, Any] = {
         "payment_id": fresh("pay"),
         "order_id": f"ord_eu_{secrets.token_hex(16)}",
-        "customer_id": fresh("cus"),
+        "customer_id": customer_id,
         "amount_minor": 2599,
         "currency": "EUR",
-        "instrument_token": payments.tokenize(card(number)),
+        "instrument_token": payments.tokenize(card(number), customer_id),
         "idempotency_key": fresh("key"),
     }
     fields.update(changes)
@@ -175,3 +176,98 @@ def test_no_full_card_number_outside_the_sandbox_vault(services: Services, engin
     assert number not in payment_row and '"last4":"4444"' in payment_row
     assert all(number not in event for event in events)
     assert tuple(vault) == (number, "4444", "mastercard")  # test mode only
+
+
+def test_a_token_pays_only_for_its_customer(services: Services, engine: Engine) -> None:
+    payments: PaymentService = services.provided["payments"]
+    victim, thief = fresh("cus"), fresh("cus")
+    token = payments.tokenize(card(), victim)
+    assert payments.token_owned_by(token, victim)
+    assert not payments.token_owned_by(token, thief)
+    assert not payments.token_owned_by("tok_not_vaulted", victim)
+    payment_id = fresh("pay")
+    with pytest.raises(PaymentDeclined) as refused:
+        authorize(payments, customer_id=thief, instrument_token=token, payment_id=payment_id)
+    assert refused.value.code == "unknown_instrument"
+    with engine.connect() as connection:
+        owner = connection.execute(
+            text("SELECT owner FROM sandbox_gateway_vault WHERE token = :token"),
+            {"token": token},
+        ).scalar_one()
+        charges = connection.execute(
+            text("SELECT count(*) FROM sandbox_gateway_charges WHERE token = :token"),
+            {"token": token},
+        ).scalar_one()
+    assert (owner, charges) == (victim, 0)
+    assert outbox_types(engine, payment_id) == ["payment.failed"]
+    assert authorize(payments, customer_id=victim, instrument_token=token).status == "authorized"
+
+
+def test_concurrent_first_payers_of_an_unowned_token_cannot_share_it(services: Services) -> None:
+    payments: PaymentService = services.provided["payments"]
+    token = payments.tokenize(card())  # a caller that did not say whose card it is
+    customers = [fresh("cus") for _ in range(4)]
+    outcomes: dict[str, str] = {}
+    barrier = threading.Barrier(len(customers))
+
+    def pay(customer_id: str) -> None:
+        barrier.wait()
+        try:
+            payment = authorize(payments, customer_id=customer_id, instrument_token=token)
+            outcomes[customer_id] = payment.status
+        except PaymentDeclined as declined:
+            outcomes[customer_id] = declined.code
+
+    threads = [threading.Thread(target=pay, args=(c,)) for c in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes.values()) == ["authorized"] + ["unknown_instrument"] * 3
+    (winner,) = [c for c, outcome in outcomes.items() if outcome == "authorized"]
+    assert [c for c in customers if payments.token_owned_by(token, c)] == [winner]
+
+
+def test_payment_events_never_carry_the_vault_token(services: Services, engine: Engine) -> None:
+    payments: PaymentService = services.provided["payments"]
+    payment = authorize(payments)
+    payments.capture(payment.payment_id)
+    with engine.connect() as connection:
+        events = list(
+            connection.execute(
+                text("SELECT convert_from(value, 'UTF8') FROM outbox WHERE message_key = :id"),
+                {"id": payment.payment_id},
+            ).scalars()
+        )
+    assert len(events) == 2 and all(payment.instrument_token not in event for event in events)
+
+
+def test_a_late_authorisation_after_a_void_is_released_at_the_gateway(
+    services: Services, engine: Engine
+) -> None:
+    payment_id = fresh("pay")
+
+    class RecoveryGivesUpFirst(SandboxCardGateway):
+        """The saga's recovery voids the pending payment while the live call is in flight."""
+
+        def authorize(self, *args: Any, **kwargs: Any) -> GatewayAuthorization:
+            assert service.void(payment_id).status == "voided"
+            return super().authorize(*args, **kwargs)
+
+    service = PaymentService(
+        lambda: SqlPaymentsUnitOfWork(services.engine, services.outbox),
+        RecoveryGivesUpFirst(SqlSandboxLedger(services.engine)),
+        regions=services.settings.regions,
+        default_region=services.settings.region,
+    )
+    payment = authorize(service, payment_id=payment_id)
+    assert payment.status == "voided" and payment.gateway_reference is not None
+    with engine.connect() as connection:
+        charge = connection.execute(
+            text("SELECT status FROM sandbox_gateway_charges WHERE reference = :ref"),
+            {"ref": payment.gateway_reference},
+        ).scalar_one()
+    assert charge == "voided"  # no hold left on the shopper's card
+    assert outbox_types(engine, payment_id) == ["payment.voided", "payment.voided"]
+    assert service.resolve(payment_id) == service.find(payment_id)
+    assert outbox_types(engine, payment_id) == ["payment.voided", "payment.voided"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tests.fakes import FakeUnitOfWork
@@ -56,6 +57,14 @@ class FakeOrderRepository:
             page_size=page_size,
         )
 
+    def pending_since(self, before: datetime, limit: int) -> list[str]:
+        due = sorted(
+            (o.pending.since, o.order_id)
+            for o in self.orders.values()
+            if o.pending is not None and o.pending.since < before
+        )
+        return [order_id for _, order_id in due[:limit]]
+
 
 class FakeOrdersUnitOfWork(FakeUnitOfWork):
     """A fake transaction with the in-memory order repository."""
@@ -66,17 +75,23 @@ class FakeOrdersUnitOfWork(FakeUnitOfWork):
 
 
 class FakeInventory:
-    """Records release/restock calls."""
+    """Records release/restock calls (also in ``log``, shared with the payments fake)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[str] | None = None) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.log = [] if log is None else log
+        self.fail: Exception | None = None
 
     def release(self, checkout_id: str, reason: str) -> int:
         self.calls.append(("release", checkout_id, reason))
+        self.log.append("release")
         return 0
 
     def restock(self, order_id: str, reason: str) -> int:
         self.calls.append(("restock", order_id, reason))
+        self.log.append("restock")
+        if self.fail:
+            raise self.fail
         return 0
 
 
@@ -90,21 +105,26 @@ class FakePaymentState:
 class FakePayments:
     """Records void/refund calls; a refund gives back ``captured[payment_id]``."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[str] | None = None) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.captured: dict[str, int] = {}
         self.fail: Exception | None = None
+        self.fail_void: Exception | None = None
+        self.log = [] if log is None else log
 
     def void(self, payment_id: str) -> FakePaymentState:
         self.calls.append(("void", payment_id))
-        if self.fail:
-            raise self.fail
+        self.log.append("void")
+        failure = self.fail or self.fail_void
+        if failure:
+            raise failure
         return FakePaymentState(0)
 
     def refund(
         self, payment_id: str, amount_minor: int | None = None, *, reason: str = "cancellation"
     ) -> FakePaymentState:
         self.calls.append(("refund", payment_id, amount_minor, reason))
+        self.log.append("refund")
         if self.fail:
             raise self.fail
         return FakePaymentState(self.captured.get(payment_id, 0))

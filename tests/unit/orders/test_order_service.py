@@ -195,10 +195,10 @@ def test_illegal_transitions_change_nothing(world: World) -> None:
     assert no_cause.value.code == "missing_cause"
 
 
-def test_cancel_a_placed_order_releases_stock_and_voids_an_authorisation(world: World) -> None:
+def test_cancel_a_placed_order_voids_the_authorisation_then_releases_stock(world: World) -> None:
     order = world.place(payment_id="pay_auth")
-    cancelled = world.service.cancel(order.order_id, "customer:cus_1", "customer_request", "cus_1")
-    assert cancelled.status == "cancelled"
+    cancelled = world.service.cancel(order.order_id, "system:checkout", "payment_failed")
+    assert cancelled.status == "cancelled" and cancelled.pending is None
     assert world.inventory.calls == [
         ("release", order.checkout_id, "order_cancelled"),
         ("restock", order.order_id, "order_cancelled"),
@@ -206,11 +206,12 @@ def test_cancel_a_placed_order_releases_stock_and_voids_an_authorisation(world: 
     assert world.payments.calls == [("void", "pay_auth")]
     event = world.payloads("order.cancelled")[0]
     assert (event["reason"], event["cancelled_by"], event["refund_amount"]) == (
-        "customer_request",
-        "customer",
+        "payment_failed",
+        "system",
         None,
     )
     # Idempotent: a second cancel changes nothing and compensates nothing.
+    world.service.cancel(order.order_id, "system:checkout", "payment_failed")
     world.service.cancel(order.order_id, "customer:cus_1", "customer_request", "cus_1")
     assert world.types() == ["order.placed", "order.cancelled"]
     assert len(world.payments.calls) == 1
@@ -244,13 +245,15 @@ def test_admin_cancel_goes_through_transition_with_a_cancel_reason(world: World)
     assert world.payloads("order.cancelled")[0]["cancelled_by"] == "support"
 
 
-def test_a_failed_compensation_leaves_the_order_as_it_was(world: World) -> None:
+def test_a_failed_refund_leaves_the_cancel_pending_with_no_stock_back(world: World) -> None:
     order = world.paid()
     world.payments.fail = Conflict("gateway says no")
     with pytest.raises(Conflict):
         world.service.cancel(order.order_id, "support", "customer_request")
-    assert world.service.get(order.order_id).status == "paid"
+    stuck = world.service.get(order.order_id)
+    assert stuck.status == "paid" and stuck.pending is not None
     assert "order.cancelled" not in world.types()
+    assert world.inventory.calls == []  # money first: no unit went back on sale
     world.payments.fail = None
     assert world.service.cancel(order.order_id, "support", "customer_request").status == (
         "cancelled"

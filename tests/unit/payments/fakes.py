@@ -49,6 +49,15 @@ class MemorySandboxSession:
     def save_vault_entry(self, entry: VaultEntry) -> None:
         self.vault[entry.token] = entry
 
+    def claim_vault_entry(self, token: str, owner: str) -> str | None:
+        entry = self.vault_entry(token)
+        if entry is None:
+            return None
+        if entry.owner is None:
+            entry = dataclasses.replace(entry, owner=owner)
+            self.vault[token] = entry
+        return entry.owner
+
     def charge(self, reference: str) -> Charge | None:
         return self.charges.get(reference) or self._ledger.charges.get(reference)
 

@@ -59,10 +59,19 @@ def upgrade() -> None:
             refunded_minor       BIGINT      NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0),
             placed_at            TIMESTAMPTZ NOT NULL,
             updated_at           TIMESTAMPTZ NOT NULL,
+            -- A cancel or return committed before its refund and restock run; cleared when
+            -- the order moves (a sweeper finishes the ones left behind by a failure).
+            pending_status       TEXT        CHECK (pending_status IN ('cancelled', 'returned')),
+            pending_cause        TEXT,
+            pending_actor        TEXT,
+            pending_note         TEXT,
+            pending_since        TIMESTAMPTZ,
+            CHECK ((pending_status IS NULL) = (pending_since IS NULL)),
             PRIMARY KEY (region, order_id)
         ) PARTITION BY LIST (region);
         {_partitions("orders")}
         CREATE INDEX orders_customer ON orders (customer_id, placed_at DESC, order_id DESC);
+        CREATE INDEX orders_pending ON orders (pending_since) WHERE pending_status IS NOT NULL;
 
         -- A partitioned table cannot hold a unique key without its partition key, so the
         -- once-per-checkout claim lives here, unpartitioned and small.
@@ -173,6 +182,7 @@ def upgrade() -> None:
             exp_month  SMALLINT    NOT NULL CHECK (exp_month BETWEEN 1 AND 12),
             exp_year   SMALLINT    NOT NULL,
             holder     TEXT        NOT NULL,
+            owner      TEXT,  -- the customer the card belongs to; only they may pay with it
             created_at TIMESTAMPTZ NOT NULL
         );
         CREATE TABLE sandbox_gateway_charges (
