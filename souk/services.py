@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from souk.settings import Settings
@@ -106,6 +108,8 @@ def build_services(
         max_connections=4 * pool_size,
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
+        # No hidden retries: the timeout is the bound callers (and open transactions) rely on.
+        retry=Retry(NoBackoff(), 0),
     )
     outbox = build_outbox(settings)
     tokens = JwtTokens(settings.jwt_secret, ttl_s=settings.token_ttl_s, clock=clock)

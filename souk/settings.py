@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=1, description="Idempotency-Key life.")
     payment_gateway: str = Field(default="sandbox", description="Card processor adapter.")
     # A saga step older than this with no progress is taken over by recovery.
-    saga_recovery_after_s: float = Field(default=30.0, gt=0)
+    # Longer than the slowest step (a gateway timeout plus the pool wait), or recovery would
+    # take over sagas that are still running.
+    saga_recovery_after_s: float = Field(default=120.0, gt=0)
 
     @field_validator("regions", mode="before")
     @classmethod
