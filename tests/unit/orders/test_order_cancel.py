@@ -14,6 +14,7 @@ from tests.unit.orders.fakes import (
 )
 from tests.unit.orders.test_order_service import World
 from transactional.orders.model import CheckoutInProgress, IllegalTransition, PendingChange
+from transactional.payments.model import PaymentNotFound
 from transactional.shared.errors import Conflict, InvalidRequest, StoreUnavailable
 
 
@@ -245,3 +246,15 @@ def test_begin_and_settle_on_the_model(world: ProbedWorld) -> None:
     assert PendingChange("returned", "parcel back", "admin", "torn", at).recorded_cause == (
         "parcel back"
     )
+
+
+def test_an_authorisation_that_never_happened_does_not_block_the_cancel(
+    world: ProbedWorld,
+) -> None:
+    # The checkout names its payment when placing the order; a crash before authorising
+    # leaves no payment to void, and the cancel must still finish.
+    placed = world.place(payment_id="pay_never_made")
+    world.payments.fail_void = PaymentNotFound("no payment pay_never_made")
+    done = world.service.cancel(placed.order_id, "system", "payment_failed")
+    assert (done.status, done.pending) == ("cancelled", None)
+    assert world.log == ["void", "release", "restock"]
