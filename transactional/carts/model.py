@@ -221,8 +221,27 @@ class Cart:
         return LineChange(replace(current, quantity=0), -current.quantity)
 
     def clear(self) -> list[LineChange]:
-        """Remove every line (after a checkout)."""
+        """Remove every line."""
         return [self.remove(line.sku) for line in self.sorted_lines()]
+
+    def check_out(self, bought: Mapping[str, int]) -> list[LineChange]:
+        """Take out the units a checkout bought (SKU → units), nothing else.
+
+        What the shopper added while the checkout ran stays: other SKUs, and units beyond
+        the bought ones. A line lowered meanwhile goes with what is left of it.
+        """
+        changes: list[LineChange] = []
+        for line in self.sorted_lines():
+            units = bought.get(line.sku, 0)
+            if units < 1:
+                continue
+            if units >= line.quantity:
+                changes.append(self.remove(line.sku))
+                continue
+            left = replace(line, quantity=line.quantity - units)
+            self.lines[line.sku] = left
+            changes.append(LineChange(left, -units))
+        return changes
 
     def absorb(
         self, guest: Cart, offers: Mapping[str, Offer], now: datetime

@@ -287,6 +287,11 @@ class SqlCartsUnitOfWork(SqlUnitOfWork):
     from the journal: no event for a change that did not happen, no change without its event.
     Only a process crash between the Redis write and the commit can lose the event (see the
     ``carts.before_commit`` failpoint); the cart then expires like any other.
+
+    Unlike inventory, these Redis calls must stay inside the transaction: the advisory lock
+    is what orders one cart's Redis changes like its outbox rows. They are few and small (one
+    script per line changed), and each is bounded by the Redis client's socket timeout
+    (``redis_timeout_s``), after which the transaction rolls back with a 503.
     """
 
     carts: RedisCarts

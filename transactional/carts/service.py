@@ -225,18 +225,29 @@ class CartService:
         self._carts.delete(guest.cart_id)  # best effort: the marker already closed it
         return target.cart_id
 
-    def checked_out(self, cart_id: str, order_id: str) -> None:
-        """Empty the cart after its order was placed; idempotent per order.
+    def checked_out(
+        self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]] | None = None
+    ) -> None:
+        """Take the units an order bought out of the cart; idempotent per order.
 
-        Emits ``cart.item_removed`` (reason ``checked_out``) per line, once: a repeat for the
-        same order is a no-op even if the shopper has filled the cart again since.
+        ``lines`` are the (SKU, units) the checkout bought; whatever the shopper added while
+        it ran stays in the cart. None empties the whole cart. Emits ``cart.item_removed``
+        (reason ``checked_out``) per line changed, once: a repeat for the same order is a
+        no-op even if the shopper has filled the cart again since.
         """
         with self._uow() as uow:
             uow.lock(_cart_lock(cart_id))
             cart = uow.carts.get(cart_id)
             if cart is None or cart.merged_into is not None or cart.last_order_id == order_id:
                 return
-            for change in cart.clear():
+            if lines is None:
+                changes = cart.clear()
+            else:
+                bought: dict[str, int] = {}
+                for sku, units in lines:
+                    bought[sku] = bought.get(sku, 0) + units
+                changes = cart.check_out(bought)
+            for change in changes:
                 after = uow.carts.apply(cart, change)
                 uow.emit(self._removed(cart, change, after, "checked_out"))
             uow.carts.set_marker(cart, "last_order_id", order_id)

@@ -7,6 +7,7 @@ unpriced items, an order's allocations become one order line per warehouse.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from schemas.common import Address
@@ -30,7 +31,7 @@ from transactional.inventory.service import InventoryService
 from transactional.orders.model import CANCEL_REASONS, CancelReason
 from transactional.orders.service import OrderService, PlaceOrder
 from transactional.payments.model import Card as GatewayCard
-from transactional.payments.model import GatewayTimeout
+from transactional.payments.model import GatewayTimeout, PaymentNotFound
 from transactional.payments.service import PaymentService
 from transactional.shared.auth import Principal
 from transactional.shared.errors import NotFound
@@ -79,9 +80,9 @@ class CartsAdapter:
             subtotal_minor=view.subtotal_minor,
         )
 
-    def checked_out(self, cart_id: str, order_id: str) -> None:
-        """Empty the cart (idempotent per order)."""
-        self._carts.checked_out(cart_id, order_id)
+    def checked_out(self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """Take the bought units out of the cart (idempotent per order)."""
+        self._carts.checked_out(cart_id, order_id, lines)
 
 
 class AddressBook:
@@ -135,6 +136,10 @@ class StockAdapter:
         """Give held units back (idempotent; no-op once committed)."""
         self._inventory.release(checkout_id, reason)
 
+    def restock(self, order_id: str, reason: str) -> None:
+        """Put units sold to the order back on sale (idempotent)."""
+        self._inventory.restock(order_id, reason)
+
 
 class OrdersAdapter:
     """``OrderService`` as the Orders port: one order line per (SKU, warehouse) allocation."""
@@ -174,6 +179,7 @@ class OrdersAdapter:
                     address_id=shipping.address_id,
                 ),
                 payment_method="card",
+                payment_id=request.payment_id,
             )
         )
         totals = order.totals
@@ -194,6 +200,14 @@ class OrdersAdapter:
         order = self._orders.by_checkout(checkout_id)
         return None if order is None else order.order_id
 
+    def is_payable(self, order_id: str) -> bool:
+        """Whether the order is still placed with no cancel begun."""
+        try:
+            order = self._orders.get(order_id)
+        except NotFound:
+            return False
+        return order.status == "placed" and order.pending is None
+
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         """Record the captured payment (idempotent per payment)."""
         self._orders.mark_paid(order_id, payment_id, amount_minor, "card")
@@ -211,7 +225,8 @@ _STATES = {
     "refunded": PaymentState.REFUNDED,
     "declined": PaymentState.DECLINED,
     "voided": PaymentState.VOIDED,
-    "pending": PaymentState.NONE,  # resolve() asked the gateway: it never acted
+    # resolve() asked the gateway, which has nothing (yet): the call may still be in flight.
+    "pending": PaymentState.PENDING,
 }
 
 
@@ -221,8 +236,8 @@ class PaymentsAdapter:
     def __init__(self, payments: PaymentService) -> None:
         self._payments = payments
 
-    def tokenize(self, card: Card) -> str:
-        """Vault a raw card at the gateway; its token."""
+    def tokenize(self, card: Card, customer_id: str) -> str:
+        """Vault a raw card at the gateway as the customer's; its token."""
         return self._payments.tokenize(
             GatewayCard(
                 number=card.number,
@@ -230,8 +245,13 @@ class PaymentsAdapter:
                 exp_year=card.exp_year,
                 cvc=card.cvc,
                 holder=card.holder or "",
-            )
+            ),
+            customer_id,
         )
+
+    def owns(self, token: str, customer_id: str) -> bool:
+        """Whether the vault token is the customer's."""
+        return self._payments.token_owned_by(token, customer_id)
 
     def authorize(self, authorization: Authorization) -> None:
         """Hold the amount; PaymentDeclined (402), or PaymentOutcomeUnknown on a timeout."""
@@ -256,8 +276,9 @@ class PaymentsAdapter:
             raise PaymentOutcomeUnknown(str(timeout)) from timeout
 
     def void(self, payment_id: str) -> None:
-        """Release the hold (idempotent)."""
-        self._payments.void(payment_id)
+        """Release the hold (idempotent; no payment yet means nothing is held)."""
+        with contextlib.suppress(PaymentNotFound):  # never authorized: nothing to release
+            self._payments.void(payment_id)
 
     def refund(self, payment_id: str) -> None:
         """Give all captured money back."""

@@ -3,6 +3,9 @@
 Pure Python, no I/O. A checkout moves STARTED → VALIDATED → RESERVED → ORDERED → AUTHORIZED →
 CAPTURED → COMPLETED, each stage made durable before the next step runs; any failure ends it
 FAILED after compensating the steps already done (release stock, cancel the order, void).
+The stock is sold (committed) before the money is captured, so a lost reservation is never
+charged and then refunded. A saga is driven by whoever holds its lease; recovery takes over
+a lapsed lease, and gives a saga up (compensated, FAILED) after a bounded number of tries.
 """
 
 from __future__ import annotations
@@ -64,6 +67,24 @@ class CheckoutInterrupted(Conflict):
     """The saga was cut short (crash, processor silence) and rolled back; nothing was charged."""
 
     code = "checkout_interrupted"
+
+
+class OrderCancelled(Conflict):
+    """The order was cancelled (e.g. by support) while the checkout was paying for it."""
+
+    code = "order_cancelled"
+
+
+class CheckoutNotCompleted(Conflict):
+    """Recovery could not complete the saga after repeated tries and rolled it back."""
+
+    code = "checkout_not_completed"
+
+
+class UnknownInstrument(InvalidRequest):
+    """The vault token is unknown or another customer's (the two are not told apart)."""
+
+    code = "unknown_instrument"
 
 
 class PaymentOutcomeUnknown(Exception):
@@ -229,8 +250,8 @@ class Carts(Protocol):
     def snapshot(self, cart_id: str, principal: Principal) -> CartSnapshot:
         """The caller's cart now; NotFound if it is unknown or someone else's."""
 
-    def checked_out(self, cart_id: str, order_id: str) -> None:
-        """Empty the cart after a successful checkout (idempotent)."""
+    def checked_out(self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
+        """Take the bought (SKU, units) out of the cart, nothing else (idempotent per order)."""
 
 
 class Addresses(Protocol):
@@ -263,6 +284,9 @@ class Stock(Protocol):
 
     def release(self, checkout_id: str, reason: str) -> None:
         """Give the checkout's reserved units back (idempotent; no-op once committed)."""
+
+    def restock(self, order_id: str, reason: str) -> None:
+        """Put the units sold to the order back on sale (idempotent; no-op if none were)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +334,8 @@ class OrderRequest:
     plan: Plan
     allocations: tuple[Allocation, ...]
     payment_method: str = "card"
+    # Known before the order exists: a cancel of the order then voids the payment too.
+    payment_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +355,9 @@ class Orders(Protocol):
     def order_of_checkout(self, checkout_id: str) -> str | None:
         """The id of the checkout's order, if one was placed."""
 
+    def is_payable(self, order_id: str) -> bool:
+        """Whether the order still awaits its payment (placed, no cancel begun)."""
+
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         """Record the captured payment on the order (idempotent)."""
 
@@ -340,6 +369,7 @@ class PaymentState(StrEnum):
     """What the processor knows of a payment."""
 
     NONE = "none"  # never saw it
+    PENDING = "pending"  # we asked, the processor has no answer recorded: outcome unknown
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     DECLINED = "declined"
@@ -371,8 +401,11 @@ class Authorization:
 class Payments(Protocol):
     """The payment slice; raises PaymentDeclined (402) or PaymentOutcomeUnknown."""
 
-    def tokenize(self, card: Card) -> str:
-        """Vault a raw card; its instrument token (the only place a card number goes)."""
+    def tokenize(self, card: Card, customer_id: str) -> str:
+        """Vault a raw card as the customer's; its token (the only place a card number goes)."""
+
+    def owns(self, token: str, customer_id: str) -> bool:
+        """Whether a vault token is this customer's (unknown or another's: False)."""
 
     def authorize(self, authorization: Authorization) -> None:
         """Hold the amount on the instrument."""
@@ -381,7 +414,7 @@ class Payments(Protocol):
         """Collect the authorized amount."""
 
     def void(self, payment_id: str) -> None:
-        """Drop an authorization (idempotent; no-op if nothing is held)."""
+        """Drop an authorization (idempotent; no-op if nothing is held or it is unknown)."""
 
     def refund(self, payment_id: str) -> None:
         """Give a captured payment back in full."""
@@ -472,6 +505,7 @@ class Checkout:
     history: list[StepRecord] = field(default_factory=list)
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    attempts: int = 0  # times recovery took the saga over
 
     @property
     def status(self) -> Status:
@@ -577,7 +611,11 @@ def recovery_for(stage: Stage) -> Recovery:
 
 
 def recovery_after_lookup(lookup: PaymentLookup) -> Recovery:
-    """An ORDERED saga: continue if the processor holds or took the money, else roll back."""
+    """An ORDERED saga: continue if the processor holds or took the money, else roll back.
+
+    A PENDING payment rolls back too, but its hold is voided: the void is recorded first, so
+    an authorization that lands late is released rather than left on the card.
+    """
     if lookup.state is PaymentState.AUTHORIZED:
         return Recovery.CAPTURE
     if lookup.state is PaymentState.CAPTURED:
@@ -624,10 +662,14 @@ class CheckoutRepository(Protocol):
     def save(self, checkout: Checkout, owner: str) -> bool:
         """Write the saga if ``owner`` still holds its lease; False if someone took it over."""
 
+    def renew(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Extend ``owner``'s lease of a pending saga; False if it is no longer theirs."""
+
     def claim_stale(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[str]:
-        """Take the lease of pending sagas whose lease ran out (skipping locked ones)."""
+        """Take the lease of pending sagas whose lease ran out (skipping locked ones); each
+        claim counts one more recovery attempt."""
 
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
@@ -638,6 +680,9 @@ class IdempotencyKeys(Protocol):
 
     def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Insert the key (or take over an expired one): None if claimed, else the live record."""
+
+    def get(self, customer_id: str, key: str) -> IdempotencyRecord | None:
+        """A customer's key, or None."""
 
     def finish(
         self, customer_id: str, key: str, checkout_id: str, response: StoredResponse

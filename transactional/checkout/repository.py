@@ -28,6 +28,7 @@ _COLUMNS = (
     "instrument_token, card_last4, allocations, order_id, totals, payment_id, payment_status, "
     "failure, history, lease_owner, lease_until, created_at, updated_at"
 )
+_READ = _COLUMNS + ", recovery_attempts"
 _MUTABLE = (
     "status, stage, plan, instrument_token, card_last4, allocations, order_id, totals, "
     "payment_id, payment_status, failure, history, lease_until, updated_at"
@@ -57,7 +58,7 @@ class SqlCheckoutRepository:
         """A saga by id, or None."""
         row = (
             self._connection.execute(
-                text(f"SELECT {_COLUMNS} FROM checkouts WHERE checkout_id = :id"),
+                text(f"SELECT {_READ} FROM checkouts WHERE checkout_id = :id"),
                 {"id": checkout_id},
             )
             .mappings()
@@ -85,16 +86,29 @@ class SqlCheckoutRepository:
         )
         return bool(result.rowcount)
 
+    def renew(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Extend ``owner``'s lease of a pending saga; False if it is no longer theirs."""
+        result = self._connection.execute(
+            text(
+                "UPDATE checkouts SET lease_until = :until WHERE checkout_id = :id "
+                "AND lease_owner = :owner AND status = 'pending'"
+            ),
+            {"id": checkout_id, "owner": owner, "until": lease_until},
+        )
+        return bool(result.rowcount)
+
     def claim_stale(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[str]:
-        """Take the lease of pending sagas whose lease ran out (skipping locked ones)."""
+        """Take the lease of pending sagas whose lease ran out (skipping locked ones); each
+        claim counts one more recovery attempt."""
         rows = self._connection.execute(
             text(
                 "WITH stale AS (SELECT checkout_id FROM checkouts "
                 "WHERE status = 'pending' AND lease_until < :now "
                 "ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED) "
-                "UPDATE checkouts AS c SET lease_owner = :owner, lease_until = :until "
+                "UPDATE checkouts AS c SET lease_owner = :owner, lease_until = :until, "
+                "recovery_attempts = c.recovery_attempts + 1 "
                 "FROM stale WHERE c.checkout_id = stale.checkout_id RETURNING c.checkout_id"
             ),
             {"now": now, "owner": owner, "until": lease_until, "limit": limit},
@@ -143,6 +157,13 @@ class SqlIdempotencyKeys:
         ).first()
         if claimed is not None:
             return None
+        existing = self.get(record.customer_id, record.key)
+        if existing is None:  # the conflicting row was live: only expired keys are purged
+            raise RuntimeError(f"idempotency key {record.key!r} vanished while claimed")
+        return existing
+
+    def get(self, customer_id: str, key: str) -> IdempotencyRecord | None:
+        """A customer's key, or None."""
         row = (
             self._connection.execute(
                 text(
@@ -150,11 +171,13 @@ class SqlIdempotencyKeys:
                     "expires_at, response_status, response_body FROM checkout_idempotency_keys "
                     "WHERE customer_id = :customer_id AND idempotency_key = :key"
                 ),
-                {"customer_id": record.customer_id, "key": record.key},
+                {"customer_id": customer_id, "key": key},
             )
             .mappings()
-            .one()
+            .first()
         )
+        if row is None:
+            return None
         response = (
             None
             if row["response_status"] is None
@@ -297,4 +320,5 @@ def _checkout(row: dict[str, Any]) -> Checkout:
         ],
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        attempts=row.get("recovery_attempts", 0),
     )

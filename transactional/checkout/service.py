@@ -1,9 +1,15 @@
-"""The checkout saga: validate → reserve → order → authorize → capture → finish, compensated.
+"""The checkout saga: validate → reserve → order → authorize → sell → capture → finish.
 
 Each stage is committed (with its events, through the outbox) before the next step runs, so a
 crash leaves a durable stage that :meth:`CheckoutService.recover` completes or rolls back.
 Requests are idempotent per (customer, Idempotency-Key): the first final response is stored
 in the same transaction as the saga's last stage and replayed for every retry.
+
+Only the holder of a saga's lease drives it. The lease is renewed (a conditional update on the
+holder) by every stage saved and right before the capture and every compensation, so a driver
+that lost it stops before its next side effect; one that loses it just after a side effect
+undoes that effect itself. Recovery gives a saga up (compensated, stored as failed) after
+``max_recovery_attempts`` takeovers or on an error that a retry cannot fix.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from transactional.checkout.model import (
     Carts,
     Checkout,
     CheckoutInterrupted,
+    CheckoutNotCompleted,
     CheckoutRepository,
     CheckoutRequest,
     Failure,
@@ -35,6 +42,7 @@ from transactional.checkout.model import (
     IdempotencyKeys,
     IdempotencyRecord,
     InvalidCart,
+    OrderCancelled,
     OrderRequest,
     Orders,
     OutOfStock,
@@ -50,6 +58,7 @@ from transactional.checkout.model import (
     Step,
     Stock,
     StoredResponse,
+    UnknownInstrument,
     authorize_key,
     check_idempotency_key,
     payment_id_of,
@@ -58,12 +67,21 @@ from transactional.checkout.model import (
     request_fingerprint,
 )
 from transactional.shared.auth import Principal
-from transactional.shared.errors import DomainError, InvalidRequest, NotFound, PaymentDeclined
+from transactional.shared.errors import (
+    DomainError,
+    InvalidRequest,
+    NotFound,
+    PaymentDeclined,
+    StoreUnavailable,
+)
 from transactional.shared.failpoints import failpoint
 from transactional.shared.regions import region_of_country
 from transactional.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+# Recovery takes a saga over at most this often (one lease apart) before giving it up.
+MAX_RECOVERY_ATTEMPTS = 5
 
 
 class CheckoutUnitOfWork(UnitOfWork, Protocol):
@@ -109,6 +127,7 @@ class CheckoutService:
         idempotency_ttl_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         recovery_batch: int = 100,
+        max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
     ) -> None:
         self._uow = uow
         self._carts = carts
@@ -122,6 +141,7 @@ class CheckoutService:
         self._ttl = timedelta(seconds=idempotency_ttl_s)
         self._clock = clock
         self._recovery_batch = recovery_batch
+        self._max_attempts = max_recovery_attempts
 
     # -- use cases -------------------------------------------------------------------------
 
@@ -164,6 +184,10 @@ class CheckoutService:
             response = self._run(checkout, owner, principal, request)
         except _Abandon:
             self._hand_over(checkout, owner)
+            # Recovery may have settled it meanwhile (we lost the lease): give that answer.
+            settled = self._final_response(principal.customer_id, key, checkout.checkout_id)
+            if settled is not None:
+                return CheckoutReply(checkout.checkout_id, settled)
             raise IdempotencyKeyInUse(
                 "the checkout is still being settled; retry with the same Idempotency-Key "
                 "shortly to get its final answer",
@@ -201,8 +225,8 @@ class CheckoutService:
             if not claimed:
                 break
             try:
-                self._resume(claimed[0], owner)
-                finished += 1
+                if self._resume(claimed[0], owner):
+                    finished += 1
             except _Abandon:
                 log.warning("checkout %s: not settled yet; will retry", claimed[0])
             except Exception:
@@ -214,6 +238,7 @@ class CheckoutService:
     def _run(
         self, checkout: Checkout, owner: str, principal: Principal, request: CheckoutRequest
     ) -> StoredResponse:
+        checkout_id = checkout.checkout_id
         try:
             plan, token, last4 = self._validate(principal, request)
         except DomainError as error:
@@ -223,7 +248,7 @@ class CheckoutService:
 
         try:
             allocations = self._stock.reserve(
-                checkout.checkout_id,
+                checkout_id,
                 [(line.sku, line.quantity) for line in plan.lines],
                 plan.ship_region,
             )
@@ -231,33 +256,41 @@ class CheckoutService:
             # All or nothing: a refused reservation held nothing.
             return self._fail(checkout, owner, error, "reserve", ())
         checkout.reserved(allocations, self._clock())
-        self._save(checkout, owner)
+        self._save(
+            checkout, owner, undo=lambda: self._stock.release(checkout_id, "checkout_abandoned")
+        )
         failpoint("checkout.after_reserve")
 
         try:
             order = self._orders.place(_order_request(checkout))
         except DomainError as error:
-            return self._fail(checkout, owner, error, "order", self._undo(checkout))
-        checkout.ordered(order, payment_id_of(checkout.checkout_id), self._clock())
-        self._save(checkout, owner)
+            return self._fail(checkout, owner, error, "order", self._undo(checkout, owner))
+        checkout.ordered(order, payment_id_of(checkout_id), self._clock())
+        self._save(
+            checkout, owner, undo=lambda: self._orders.cancel(order.order_id, "payment_failed")
+        )
         failpoint("checkout.after_order")
 
         try:
             self._payments.authorize(_authorization(checkout))
         except PaymentOutcomeUnknown:
             # The answer was lost: ask the processor what the call did.
-            lookup = self._payments.lookup(
-                _payment_id(checkout), authorize_key(checkout.checkout_id)
-            )
+            lookup = self._payments.lookup(_payment_id(checkout), authorize_key(checkout_id))
             if recovery_after_lookup(lookup) is Recovery.COMPENSATE:
                 return self._fail_after_lookup(checkout, owner, lookup)
             self._record_authorization(checkout)
         except DomainError as error:
             return self._fail(
-                checkout, owner, error, "payment", self._undo(checkout), payment_status="declined"
+                checkout,
+                owner,
+                error,
+                "payment",
+                self._undo(checkout, owner),
+                payment_status="declined",
             )
         checkout.authorized(self._clock())
-        self._save(checkout, owner)
+        # Lost the lease while authorizing: whoever took over may have rolled back already.
+        self._save(checkout, owner, undo=lambda: self._release_hold(_payment_id(checkout)))
         failpoint("checkout.after_authorize")
         return self._capture_and_finish(checkout, owner)
 
@@ -269,14 +302,42 @@ class CheckoutService:
         except PaymentOutcomeUnknown:
             raise _Abandon(checkout.checkout_id) from None
 
-    def _capture_and_finish(self, checkout: Checkout, owner: str) -> StoredResponse:
+    def _release_hold(self, payment_id: str) -> None:
+        """Void an authorization nobody will capture (a no-op if it was captured meanwhile)."""
+        try:
+            self._payments.void(payment_id)
+        except DomainError as error:  # captured by the saga's new driver: theirs to settle
+            log.info("payment %s not voided: %s", payment_id, error.detail)
+
+    def _capture_and_finish(
+        self, checkout: Checkout, owner: str, *, uncertain: bool = False
+    ) -> StoredResponse:
+        """AUTHORIZED → sell the stock → capture → finish. ``uncertain``: in recovery, where
+        the payment may have moved further than the saga recorded."""
+        order_id = _order_id(checkout)
+        try:
+            # Sold before any money is taken: a reservation lost meanwhile (expired and swept)
+            # fails here, and the shopper's hold is voided instead of charged and refunded.
+            self._stock.commit(checkout.checkout_id, order_id)
+        except DomainError as error:
+            undone = self._undo(checkout, owner, uncertain=uncertain)
+            return self._fail(checkout, owner, error, "reserve", undone)
+        if not self._orders.is_payable(order_id):
+            cancelled = OrderCancelled(
+                "the order was cancelled while it was being paid for; nothing was charged",
+                order_id=order_id,
+            )
+            undone = self._undo(checkout, owner, uncertain=uncertain)
+            return self._fail(checkout, owner, cancelled, "payment", undone)
+        self._fence(checkout, owner)
         try:
             self._payments.capture(_payment_id(checkout))
         except PaymentOutcomeUnknown:
             # Capture is idempotent: recovery captures again and finishes.
             raise _Abandon(checkout.checkout_id) from None
         except DomainError as error:
-            return self._fail(checkout, owner, error, "payment", self._undo(checkout))
+            undone = self._undo(checkout, owner, uncertain=uncertain)
+            return self._fail(checkout, owner, error, "payment", undone)
         checkout.captured(self._clock())
         self._save(checkout, owner)
         failpoint("checkout.after_capture")
@@ -284,19 +345,28 @@ class CheckoutService:
 
     def _finish(self, checkout: Checkout, owner: str) -> StoredResponse:
         order_id = _order_id(checkout)
+        totals, plan = checkout.totals, checkout.plan
+        assert totals is not None and plan is not None
         try:
-            self._stock.commit(checkout.checkout_id, order_id)
+            self._orders.mark_paid(
+                order_id, _payment_id(checkout), totals.grand_total_minor, "card"
+            )
         except DomainError as error:
-            # The units were lost (a reservation that expired and was resold): the money
-            # goes back rather than selling what we do not have.
-            return self._fail(checkout, owner, error, "finish", self._undo(checkout))
-        totals = checkout.totals
-        assert totals is not None
-        self._orders.mark_paid(order_id, _payment_id(checkout), totals.grand_total_minor, "card")
+            # The order cannot take the money (cancelled meanwhile): it goes back.
+            undone = self._undo(checkout, owner)
+            refused = OrderCancelled(
+                f"the order could not be paid ({error.detail}); the payment was refunded",
+                order_id=order_id,
+                cause=error.code,
+            )
+            return self._fail(checkout, owner, refused, "finish", undone)
         try:
-            self._carts.checked_out(checkout.cart_id, order_id)
-        except DomainError as error:  # the cart expired meanwhile: nothing left to empty
-            log.info("checkout %s: cart not emptied: %s", checkout.checkout_id, error.detail)
+            self._carts.checked_out(
+                checkout.cart_id, order_id, [(line.sku, line.quantity) for line in plan.lines]
+            )
+        except (DomainError, StoreUnavailable) as error:
+            # The order is paid: a cart that expired or cannot be reached keeps its lines.
+            log.info("checkout %s: cart not emptied: %s", checkout.checkout_id, error)
         checkout.completed(self._clock())
         return self._settle(checkout, owner, None, _completed(checkout))
 
@@ -372,12 +442,18 @@ class CheckoutService:
         )
         card = request.payment.card
         if card is None:
-            assert request.payment.token is not None
-            return plan, request.payment.token, None
+            token = request.payment.token
+            assert token is not None
+            # Before any stock is held: only the customer's own vaulted card can pay.
+            if not self._payments.owns(token, principal.customer_id):
+                raise UnknownInstrument(
+                    "no such saved card; pay with another card or send the card details"
+                )
+            return plan, token, None
         if not card.holder:
             card = replace(card, holder=shipping.full_name)
         # The raw card goes to the processor's vault here and nowhere else.
-        return plan, self._payments.tokenize(card), card.last4
+        return plan, self._payments.tokenize(card, principal.customer_id), card.last4
 
     def _shipping(self, customer_id: str, request: CheckoutRequest) -> ShippingAddress:
         if request.address is not None:
@@ -394,38 +470,111 @@ class CheckoutService:
 
     # -- compensation and recovery ----------------------------------------------------------
 
-    def _undo(self, checkout: Checkout, *, uncertain: bool = False) -> list[Step]:
-        """Compensate the steps done so far, newest first; ``uncertain`` also undoes the step
-        after the stage (it may have run before a crash). Returns the steps compensated."""
-        stage = checkout.stage
+    def _undo(
+        self,
+        checkout: Checkout,
+        owner: str,
+        *,
+        uncertain: bool = False,
+        known: PaymentState | None = None,
+        left: list[Step] | None = None,
+    ) -> list[Step]:
+        """Compensate the steps done so far, newest first; returns the steps compensated.
+
+        ``uncertain`` (recovery): the step after the stage may have run before a crash, and
+        the payment's state is looked up rather than inferred. ``known``: the payment state
+        a lookup just gave. ``left``: give-up mode, where every step is tried and the ones
+        that failed are collected instead of raised.
+        """
+        self._fence(checkout, owner)  # only the lease holder compensates
         undone: list[Step] = []
+
+        def attempt(step: Step, action: Callable[[], None]) -> bool:
+            if left is None:
+                action()
+            else:
+                try:
+                    action()
+                except Exception:
+                    log.exception("checkout %s: %s not compensated", checkout.checkout_id, step)
+                    left.append(step)
+                    return False
+            undone.append(step)
+            return True
+
+        stage = checkout.stage
         payment_failed = checkout.payment_id is not None
-        if stage is Stage.CAPTURED:
-            self._payments.refund(_payment_id(checkout))
-            checkout.payment_status = "refunded"
-            undone.append("payment")
-        elif stage is Stage.AUTHORIZED:
-            self._payments.void(_payment_id(checkout))
-            checkout.payment_status = "voided"
-            undone.append("payment")
+        state = known if known is not None else self._payment_state(checkout, uncertain)
+        if state is PaymentState.CAPTURED:
+            attempt("payment", lambda: self._refund(checkout))
+        elif state in (PaymentState.AUTHORIZED, PaymentState.PENDING):
+            attempt("payment", lambda: self._void(checkout))
         order_id = checkout.order_id
         if order_id is None and uncertain and stage is Stage.RESERVED:
             order_id = self._orders.order_of_checkout(checkout.checkout_id)
-        if order_id is not None:
-            self._orders.cancel(order_id, "payment_failed")
-            undone.append("order")
         reserved = stage not in (Stage.STARTED, Stage.VALIDATED)
+        if order_id is not None:
+            cancel_id = order_id
+            cancelled = attempt("order", lambda: self._orders.cancel(cancel_id, "payment_failed"))
+            if not cancelled and left is not None and "payment" in left:
+                # The money may still be out: no unit goes back on sale before it comes back
+                # (the order's pending cancel returns both, in that order).
+                if reserved:
+                    left.append("reserve")
+                return undone
         if reserved or (uncertain and stage is Stage.VALIDATED):
             reason = "payment_failed" if payment_failed else "checkout_abandoned"
-            self._stock.release(checkout.checkout_id, reason)
-            undone.append("reserve")
+            sold = order_id if stage in (Stage.AUTHORIZED, Stage.CAPTURED) else None
+
+            def give_back() -> None:
+                self._stock.release(checkout.checkout_id, reason)
+                if sold is not None:  # sold before the capture; the cancel restocks it too
+                    self._stock.restock(sold, "order_cancelled")
+
+            attempt("reserve", give_back)
         return undone
 
-    def _resume(self, checkout_id: str, owner: str) -> None:
+    def _payment_state(self, checkout: Checkout, uncertain: bool) -> PaymentState:
+        """What there is to give back: by the stage, or asked of the processor."""
+        if checkout.payment_id is None:
+            return PaymentState.NONE
+        if uncertain:
+            return self._payments.lookup(
+                checkout.payment_id, authorize_key(checkout.checkout_id)
+            ).state
+        if checkout.stage is Stage.CAPTURED:
+            return PaymentState.CAPTURED
+        if checkout.stage is Stage.AUTHORIZED:
+            return PaymentState.AUTHORIZED
+        return PaymentState.NONE  # declined, or settled by the caller's lookup
+
+    def _refund(self, checkout: Checkout) -> None:
+        self._payments.refund(_payment_id(checkout))
+        checkout.payment_status = "refunded"
+
+    def _void(self, checkout: Checkout) -> None:
+        self._payments.void(_payment_id(checkout))
+        checkout.payment_status = "voided"
+
+    def _resume(self, checkout_id: str, owner: str) -> bool:
+        """Drive a claimed saga to its end; False if there was nothing to do."""
         with self._uow() as uow:
             checkout = uow.checkouts.get(checkout_id)
         if checkout is None or checkout.status != "pending":
-            return
+            return False
+        if checkout.attempts > self._max_attempts:
+            self._give_up(checkout_id, owner, "too_many_attempts")
+            return True
+        try:
+            self._drive(checkout, owner)
+        except DomainError as error:
+            # Refused, not unavailable: trying again would get the same answer.
+            log.warning("checkout %s: giving up: %s", checkout_id, error.detail)
+            self._give_up(checkout_id, owner, error.code)
+        return True
+
+    def _drive(self, checkout: Checkout, owner: str) -> None:
+        checkout_id = checkout.checkout_id
         action = recovery_for(checkout.stage)
         if action is Recovery.LOOKUP_PAYMENT:
             lookup = self._payments.lookup(_payment_id(checkout), authorize_key(checkout_id))
@@ -436,24 +585,56 @@ class CheckoutService:
             self._record_authorization(checkout)
             checkout.authorized(self._clock())
             self._save(checkout, owner)
-            if lookup.state is PaymentState.CAPTURED:
-                action = Recovery.CAPTURE  # capture again: idempotent, records it
+            action = Recovery.CAPTURE  # captured already: capturing again is a no-op
         if action is Recovery.COMPENSATE:
             step = checkout.next_step
             error = CheckoutInterrupted(
                 f"the checkout was interrupted at the {step} step and rolled back; nothing "
                 "was charged; start again with a new Idempotency-Key"
             )
-            self._fail(checkout, owner, error, step, self._undo(checkout, uncertain=True))
+            self._fail(checkout, owner, error, step, self._undo(checkout, owner, uncertain=True))
         elif action is Recovery.CAPTURE:
-            self._capture_and_finish(checkout, owner)
+            self._capture_and_finish(checkout, owner, uncertain=True)
         else:
             self._finish(checkout, owner)
+
+    def _give_up(self, checkout_id: str, owner: str, cause: str) -> None:
+        """Stop retrying: compensate what can be, settle as failed, store the final answer."""
+        with self._uow() as uow:
+            checkout = uow.checkouts.get(checkout_id)  # as durable, not as half-driven
+        if checkout is None or checkout.status != "pending":
+            return
+        left: list[Step] = []
+        undone = self._undo(checkout, owner, uncertain=True, left=left)
+        detail = (
+            "the checkout could not be completed and was rolled back; any payment taken was "
+            "given back; start again with a new Idempotency-Key"
+        )
+        if left:
+            # Needs a person: the failure (with `uncompensated`) is on the saga and logged.
+            log.error(
+                "checkout %s given up (%s) with %s not compensated",
+                checkout_id,
+                cause,
+                ", ".join(left),
+            )
+        if "payment" in left:
+            detail = (
+                "the checkout could not be completed; it is being rolled back and any payment "
+                "taken will be given back; start again with a new Idempotency-Key"
+            )
+        error = (
+            CheckoutNotCompleted(detail, cause=cause, uncompensated=list(left))
+            if left
+            else CheckoutNotCompleted(detail, cause=cause)
+        )
+        self._fail(checkout, owner, error, checkout.next_step, undone)
 
     def _fail_after_lookup(
         self, checkout: Checkout, owner: str, lookup: PaymentLookup
     ) -> StoredResponse:
-        """The processor did not take the money (declined, or never saw the call): roll back."""
+        """The processor did not take the money (declined, never saw the call, or has no
+        answer yet, whose hold is then voided): roll back."""
         error: DomainError
         if lookup.state is PaymentState.DECLINED:
             code = lookup.decline_code or "card_declined"
@@ -467,10 +648,11 @@ class CheckoutService:
                 "the payment processor did not confirm the payment; nothing was charged; "
                 "start again with a new Idempotency-Key"
             )
-        status = "declined" if lookup.state is PaymentState.DECLINED else "failed"
-        return self._fail(
-            checkout, owner, error, "payment", self._undo(checkout), payment_status=status
+        undone = self._undo(checkout, owner, known=lookup.state)
+        status = {PaymentState.DECLINED: "declined", PaymentState.PENDING: "voided"}.get(
+            lookup.state, "failed"
         )
+        return self._fail(checkout, owner, error, "payment", undone, payment_status=status)
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -508,14 +690,40 @@ class CheckoutService:
             uow.commit()
         return response
 
-    def _save(self, checkout: Checkout, owner: str, event: Envelope | None = None) -> None:
+    def _save(
+        self,
+        checkout: Checkout,
+        owner: str,
+        event: Envelope | None = None,
+        *,
+        undo: Callable[[], None] | None = None,
+    ) -> None:
+        """Write the stage (renewing the lease); on a lost lease, ``undo`` the step just
+        done, which the saga's new driver may not know about, then give up."""
         checkout.lease_until = self._clock() + self._lease
         with self._uow() as uow:
-            if not uow.checkouts.save(checkout, owner):
-                raise _Abandon(checkout.checkout_id)
-            if event is not None:
-                uow.emit(event)
+            held = uow.checkouts.save(checkout, owner)
+            if held:
+                if event is not None:
+                    uow.emit(event)
+                uow.commit()
+        if not held:
+            if undo is not None:
+                try:
+                    undo()
+                except Exception:
+                    log.exception("checkout %s: not undone after losing it", checkout.checkout_id)
+            raise _Abandon(checkout.checkout_id)
+
+    def _fence(self, checkout: Checkout, owner: str) -> None:
+        """Renew the lease before a side effect; _Abandon if someone else holds it now."""
+        until = self._clock() + self._lease
+        with self._uow() as uow:
+            held = uow.checkouts.renew(checkout.checkout_id, owner, until)
             uow.commit()
+        if not held:
+            raise _Abandon(checkout.checkout_id)
+        checkout.lease_until = until
 
     def _hand_over(self, checkout: Checkout, owner: str) -> None:
         """Something unexpected broke the saga: let recovery take it over at once."""
@@ -525,6 +733,19 @@ class CheckoutService:
                 uow.commit()
         except Exception:  # the store may be what failed; the lease then runs out by itself
             log.warning("checkout %s: could not hand over to recovery", checkout.checkout_id)
+
+    def _final_response(
+        self, customer_id: str, key: str, checkout_id: str
+    ) -> StoredResponse | None:
+        try:
+            with self._uow() as uow:
+                record = uow.idempotency.get(customer_id, key)
+        except Exception:  # the client can still retry with its key
+            log.warning("checkout %s: could not read its stored response", checkout_id)
+            return None
+        if record is None or record.checkout_id != checkout_id:
+            return None
+        return record.response
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -576,6 +797,7 @@ def _order_request(checkout: Checkout) -> OrderRequest:
         region=checkout.region,
         plan=checkout.plan,
         allocations=checkout.allocations,
+        payment_id=payment_id_of(checkout.checkout_id),
     )
 
 

@@ -3,7 +3,12 @@
 Reserving goes Redis first, PostgreSQL second: the Lua gate rejects what is clearly out of
 stock without touching a database row, and PostgreSQL's conditional update is the final word,
 so a Redis counter that drifted upwards can never oversell. PostgreSQL is the truth; Redis is
-repaired from it (on a refused reservation, on a cold key, and by ``reconcile``).
+repaired from it (on a refused reservation, on a shortfall PostgreSQL does not confirm, on a
+cold key, and by ``reconcile``).
+
+No Redis call is made while a PostgreSQL transaction is open: a slow or hung Redis (bounded by
+the client's socket timeout) must never keep a transaction, its row locks or its pool
+connection waiting.
 """
 
 from __future__ import annotations
@@ -84,12 +89,27 @@ class StockView:
     available: int
 
 
-class _Refused(Exception):
-    """PostgreSQL refused a reservation Redis allowed: the counter drifted upwards."""
+class _Drifted(Exception):
+    """Redis counters disagree with PostgreSQL in a way that blocked a reservation."""
+
+    reason = "drifted"
 
     def __init__(self, keys: Sequence[StockKey]) -> None:
-        super().__init__(f"refused by PostgreSQL: {keys}")
+        super().__init__(f"{self.reason}: {keys}")
         self.keys = list(keys)
+        self.skus = sorted({sku for sku, _ in keys})
+
+
+class _Refused(_Drifted):
+    """PostgreSQL refused a reservation Redis allowed: the counter drifted upwards."""
+
+    reason = "refused by PostgreSQL"
+
+
+class _Low(_Drifted):
+    """Redis counters below PostgreSQL's made a request short that PostgreSQL can serve."""
+
+    reason = "counters below PostgreSQL"
 
 
 class InventoryService:
@@ -209,17 +229,11 @@ class InventoryService:
                         region=warehouse.region,
                     )
                 )
-            # The counter only ever errs low: it drops before the commit, rises after it.
-            if delta < 0:
-                self._adjust_counters({key: delta})
-            try:
-                uow.commit()
-            except BaseException:
-                if delta < 0:
-                    self._adjust_counters({key: -delta})
-                raise
-        if delta > 0:
-            self._adjust_counters({key: delta})
+            uow.commit()
+        # After the row lock is gone. Until then a lowered count may read high in Redis: the
+        # gate then lets a reservation through that PostgreSQL's conditional update refuses
+        # (and that refusal resyncs the counter), so it never oversells.
+        self._adjust_counters({key: delta})
         return self.stock(sku)
 
     # -- reservations ---------------------------------------------------------------------
@@ -235,9 +249,10 @@ class InventoryService:
         for _ in range(_ATTEMPTS):
             try:
                 return self._try_reserve(checkout_id, wanted, ship_region)
-            except _Refused as refused:
-                short = sorted({sku for sku, _ in refused.keys})
-                self._resync(refused.keys)
+            except (_Refused, _Low) as drifted:
+                # A counter above (refused) or below (low) PostgreSQL's: repair it, try again.
+                short = drifted.skus
+                self._resync(drifted.keys)
             except _Short as raced:
                 short = raced.skus
         raise InsufficientStock(short)
@@ -245,13 +260,9 @@ class InventoryService:
     def _try_reserve(
         self, checkout_id: str, wanted: Mapping[str, int], ship_region: str
     ) -> list[Allocation]:
+        # 1. What is there (a short read-only transaction).
         with self._uow() as uow:
-            uow.inventory.lock_checkout(checkout_id)
-            existing = [
-                r
-                for r in uow.inventory.reservations_of_checkout(checkout_id)
-                if r.status is not ReservationStatus.RELEASED
-            ]
+            existing = _live(uow.inventory.reservations_of_checkout(checkout_id))
             if existing:
                 return [r.allocation() for r in existing]
             levels = {
@@ -259,23 +270,60 @@ class InventoryService:
                 for level in uow.inventory.stock_of(wanted)
                 if level.region in self._regions
             }
-            live = self._live_counts(levels)
-            candidates: dict[str, list[Candidate]] = defaultdict(list)
-            for key, level in levels.items():
-                # Never trust a counter above PostgreSQL's: a drifted one must not be chosen.
-                units = level.available if live is None else min(live[key], level.available)
-                candidates[level.sku].append(Candidate(level.warehouse_id, level.region, units))
-            picks = allocate(wanted, candidates, ship_region)
-            gated = self._gate(picks, levels)
-            committed = False
-            try:
+        # 2. Choose and take the units from the Redis counters, with no transaction open.
+        live = self._live_counts(levels)
+        picks = self._allocate(wanted, levels, live, ship_region)
+        gated = self._gate(picks, levels)
+        # 3. Hold them in PostgreSQL (the final word), serialised per checkout.
+        committed = False
+        try:
+            with self._uow() as uow:
+                uow.inventory.lock_checkout(checkout_id)
+                existing = _live(uow.inventory.reservations_of_checkout(checkout_id))
+                if existing:  # a concurrent call for this checkout won: ours gives back
+                    return [r.allocation() for r in existing]
                 reservations = self._hold(uow, checkout_id, picks, levels)
                 uow.commit()
                 committed = True
-            finally:
-                if gated and not committed:
-                    self._adjust_counters({p.key: p.quantity for p in picks})
+        finally:
+            # The transaction has ended here, whatever happened in it.
+            if gated and not committed:
+                self._adjust_counters({p.key: p.quantity for p in picks})
         return [r.allocation() for r in reservations]
+
+    @staticmethod
+    def _allocate(
+        wanted: Mapping[str, int],
+        levels: Mapping[StockKey, StockLevel],
+        live: Mapping[StockKey, int] | None,
+        ship_region: str,
+    ) -> list[Pick]:
+        """Picks within both Redis and PostgreSQL; _Low if only a low counter made it short."""
+        candidates: dict[str, list[Candidate]] = defaultdict(list)
+        for key, level in levels.items():
+            # Never trust a counter above PostgreSQL's: a drifted one must not be chosen.
+            units = level.available if live is None else min(live[key], level.available)
+            candidates[level.sku].append(Candidate(level.warehouse_id, level.region, units))
+        try:
+            return allocate(wanted, candidates, ship_region)
+        except InsufficientStock as short:
+            low = sorted(
+                key
+                for key, level in levels.items()
+                if live is not None and level.sku in short.skus and live[key] < level.available
+            )
+            if not low:
+                raise
+            truth: dict[str, list[Candidate]] = defaultdict(list)
+            for level in levels.values():
+                truth[level.sku].append(
+                    Candidate(level.warehouse_id, level.region, level.available)
+                )
+            allocate(wanted, truth, ship_region)  # PostgreSQL agrees it is short: raises
+            # PostgreSQL has the units: the counters are below the truth (e.g. a crash between
+            # the Lua gate and the commit), which would be a false "out of stock" until the
+            # next reconcile.
+            raise _Low(low) from None
 
     def _hold(
         self,
@@ -591,6 +639,11 @@ class _Short(Exception):
     def __init__(self, skus: Sequence[str]) -> None:
         super().__init__(f"short: {skus}")
         self.skus = list(skus)
+
+
+def _live(reservations: Sequence[Reservation]) -> list[Reservation]:
+    """Held or committed reservations (released ones are history)."""
+    return [r for r in reservations if r.status is not ReservationStatus.RELEASED]
 
 
 def _check_release_reason(reason: str) -> None:

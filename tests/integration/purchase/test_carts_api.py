@@ -323,6 +323,28 @@ def test_snapshot_and_checked_out_for_checkout(
     assert [(e["quantity"], e["reason"]) for e in removed] == [(3, "checked_out")]
 
 
+def test_checked_out_removes_only_what_the_order_bought(
+    client: Any, shop: Shop, services: Services, engine: Engine
+) -> None:
+    carts: CartService = services["carts"]
+    bought, later = shop.sku(250), shop.sku(300)
+    ada = register(client)
+    principal = Principal(ada["customer_id"], "eu")
+    cart_id = new_cart(client, ada["headers"])
+    assert add(client, cart_id, bought["sku"], 2, headers=ada["headers"]).status_code == 200
+    # While the checkout of those 2 runs, the shopper adds one more and another SKU.
+    assert add(client, cart_id, bought["sku"], 1, headers=ada["headers"]).status_code == 200
+    assert add(client, cart_id, later["sku"], 4, headers=ada["headers"]).status_code == 200
+    carts.checked_out(cart_id, "ord_test_2", [(bought["sku"], 2)])
+    carts.checked_out(cart_id, "ord_test_2", [(bought["sku"], 2)])
+    left = carts.snapshot(cart_id, principal).lines
+    assert [(line.sku, line.quantity) for line in left] == [(bought["sku"], 1), (later["sku"], 4)]
+    removed = [e for e in outbox_rows(engine, cart_id) if e["type"] == "cart.item_removed"]
+    assert [(e["sku"], e["quantity"], e["quantity_in_cart"]) for e in removed] == [
+        (bought["sku"], 2, 1)
+    ]
+
+
 def test_a_refused_commit_leaves_redis_as_it_was(
     client: Any, shop: Shop, services: Services, engine: Engine
 ) -> None:

@@ -343,7 +343,9 @@ def test_paying_with_a_saved_address_and_a_vault_token(
     saved = client.post(
         "/v1/customers/me/addresses", json=ADDRESS, headers=shopper["headers"]
     ).json()
-    token = services.provided["payments"].tokenize(Card(APPROVED, 12, 2040, "123", "Ada L"))
+    token = services.provided["payments"].tokenize(
+        Card(APPROVED, 12, 2040, "123", "Ada L"), shopper["customer_id"]
+    )
     body = {
         "cart_id": filled_cart(client, shopper, {sku: 1}),
         "shipping_address": {"address_id": saved["address_id"]},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -280,6 +282,73 @@ def test_reserve_while_redis_says_more_than_postgres_does_not_oversell(stock: St
     with pytest.raises(InsufficientStock):
         stock.service.reserve(checkout(), [(sku, 1)], "eu")
     assert stock.pg(sku, "wh_eu_1") == (2, 2)
+
+
+def test_a_counter_below_postgres_is_repaired_on_the_hot_path(stock: Stock) -> None:
+    sku = stock.sku(wh_eu_1=5)
+    stock.service.reserve(checkout(), [(sku, 1)], "eu")
+    # Units lost in Redis, as a crash between the Lua gate and the PostgreSQL commit loses them.
+    stock.redis.set(counter_key((sku, "wh_eu_1")), 0)
+    stock.service.reserve(checkout(), [(sku, 2)], "eu")  # no reconcile in between
+    assert stock.pg(sku, "wh_eu_1") == (5, 3)
+    assert stock.live(sku, "wh_eu_1") == 2
+
+
+def test_a_hung_redis_never_holds_a_database_transaction_open(
+    stock: Stock, services: Services, endpoints: Any
+) -> None:
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from transactional.shared.db import create_db_engine
+
+    sku = stock.sku(wh_eu_1=5)
+    app = f"inv-hang-{secrets.token_hex(4)}"
+    engine = create_db_engine(endpoints.database_url, pool_size=2, application_name=app)
+    outcome: list[object] = []
+    with socket.socket() as hole:  # accepts connections, never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        client = redis_lib.Redis(
+            host="127.0.0.1",
+            port=hole.getsockname()[1],
+            socket_timeout=1.5,
+            retry=Retry(NoBackoff(), 0),
+        )
+        hung = InventoryService(
+            lambda: SqlInventoryUnitOfWork(engine, services.outbox),
+            RedisStockCounters(client),
+            skus=stock.skus,
+            sellers=StaticSellers(),
+            regions=services.settings.regions,
+            reservation_ttl_s=TTL,
+        )
+
+        def reserve() -> None:
+            try:
+                outcome.append(hung.reserve(checkout(), [(sku, 1)], "eu"))
+            except Exception as error:  # asserted on below
+                outcome.append(error)
+
+        worker = threading.Thread(target=reserve)
+        worker.start()
+        time.sleep(0.75)  # the reservation is now waiting for Redis
+        with stock.engine.connect() as connection:
+            open_transactions = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app "
+                    "AND xact_start IS NOT NULL"
+                ),
+                {"app": app},
+            ).scalar_one()
+        assert worker.is_alive(), "the reservation did not wait for Redis"
+        worker.join(timeout=30)
+    engine.dispose()
+    assert open_transactions == 0
+    # Redis timed out on every call: PostgreSQL alone reserved.
+    assert len(outcome) == 1 and isinstance(outcome[0], list), outcome
+    assert stock.pg(sku, "wh_eu_1") == (5, 1)
 
 
 def test_cold_counter_is_primed_from_postgres(stock: Stock) -> None:

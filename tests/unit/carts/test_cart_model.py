@@ -120,6 +120,26 @@ def test_clear_removes_every_line_in_order() -> None:
     assert not c.lines
 
 
+def test_check_out_takes_only_the_bought_units() -> None:
+    c = cart()
+    c.add(offer("A"), 3, available=10, now=NOW)  # bought 2, then one more added meanwhile
+    c.add(offer("B"), 1, available=10, now=NOW + timedelta(seconds=1))  # bought
+    c.add(offer("C"), 4, available=10, now=NOW + timedelta(seconds=2))  # added meanwhile
+    changes = c.check_out({"A": 2, "B": 1, "Z": 5})
+    assert [(ch.line.sku, ch.delta, ch.line.quantity) for ch in changes] == [
+        ("A", -2, 1),
+        ("B", -1, 0),
+    ]
+    assert {sku: line.quantity for sku, line in c.lines.items()} == {"A": 1, "C": 4}
+
+
+def test_check_out_of_a_line_lowered_meanwhile_removes_what_is_left() -> None:
+    c = cart()
+    c.add(offer("A"), 1, available=10, now=NOW)
+    [change] = c.check_out({"A": 3})
+    assert (change.delta, change.removed) == (-1, True) and not c.lines
+
+
 def test_view_prices_now_and_flags_price_changes_and_short_stock() -> None:
     c = cart()
     c.add(offer("A", EUR=1000), 2, available=10, now=NOW)

@@ -229,6 +229,30 @@ def test_merge_without_a_guest_cart_returns_the_existing_cart_or_none() -> None:
     assert h.service.view(mine, ADA).lines == []
 
 
+def test_checked_out_keeps_what_was_added_while_the_checkout_ran() -> None:
+    h = Harness(offer("A"), offer("B"), offer("C"), A=9, B=9, C=9)
+    cart_id = h.service.create(ADA)[0].cart_id
+    h.service.add_item(cart_id, ADA, "A", 2)
+    h.service.add_item(cart_id, ADA, "B", 1)
+    # The checkout bought A x2 and B x1; meanwhile the shopper added one A and some C.
+    h.service.add_item(cart_id, ADA, "A", 1)
+    h.service.add_item(cart_id, ADA, "C", 3)
+    h.service.checked_out(cart_id, "ord_1", [("A", 2), ("B", 1)])
+    view = h.service.view(cart_id, ADA)
+    assert [(line.sku, line.quantity) for line in view.lines] == [("A", 1), ("C", 3)]
+    removed = payloads(h, "cart.item_removed")
+    assert [(p["sku"], p["quantity"], p["quantity_in_cart"]) for p in removed] == [
+        ("A", 2, 1),
+        ("B", 1, 0),
+    ]
+    h.service.checked_out(cart_id, "ord_1", [("A", 2), ("B", 1)])  # a retried saga step
+    assert [(line.sku, line.quantity) for line in h.service.view(cart_id, ADA).lines] == [
+        ("A", 1),
+        ("C", 3),
+    ]
+    assert len(payloads(h, "cart.item_removed")) == 2
+
+
 def test_checked_out_empties_once_per_order() -> None:
     h = Harness(offer("A"), offer("B"), A=5, B=5)
     cart_id = h.service.create(ADA)[0].cart_id

@@ -30,7 +30,7 @@ from transactional.checkout.model import (
 from transactional.checkout.service import CheckoutService
 from transactional.inventory.model import InsufficientStock
 from transactional.shared.auth import Principal
-from transactional.shared.errors import NotFound, PaymentDeclined
+from transactional.shared.errors import Conflict, NotFound, PaymentDeclined
 
 SHOPPER = Principal("cus_1", "eu")
 ADDRESS = ShippingAddress(
@@ -72,11 +72,18 @@ class World:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, str] = field(default_factory=dict)  # payment_id -> state
     gateway: dict[str, PaymentLookup] = field(default_factory=dict)  # by idempotency key
-    emptied: set[str] = field(default_factory=set)
+    emptied: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # cart -> bought
+    owners: dict[str, str] = field(default_factory=dict)  # vault token -> customer
+    restocked: set[str] = field(default_factory=set)  # orders whose sold units went back
+    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)  # run before a call
+    broken: dict[str, BaseException] = field(default_factory=dict)  # fails every time
 
     def call(self, name: str, *args: Any) -> None:
         self.calls.append((name, *args))
-        error = self.fail.pop(name, None)
+        hook = self.hooks.pop(name, None)
+        if hook is not None:
+            hook()
+        error = self.fail.pop(name, None) or self.broken.get(name)
         if error is not None:
             raise error
 
@@ -133,9 +140,9 @@ class FakeCarts:
         lines = tuple(replace(i, available=self.w.stock.get(i.sku, 0)) for i in cart.lines)
         return replace(cart, lines=lines)
 
-    def checked_out(self, cart_id: str, order_id: str) -> None:
+    def checked_out(self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
         self.w.call("checked_out", cart_id, order_id)
-        self.w.emptied.add(cart_id)
+        self.w.emptied[cart_id] = list(lines)
 
 
 class FakeAddresses:
@@ -179,6 +186,14 @@ class FakeStock:
         for allocation in self.w.held.pop(checkout_id, []):
             self.w.stock[allocation.sku] += allocation.quantity
 
+    def restock(self, order_id: str, reason: str) -> None:
+        self.w.call("restock", order_id, reason)
+        checkout_id = self.w.orders[order_id]["checkout_id"]
+        if checkout_id in self.w.committed and order_id not in self.w.restocked:
+            self.w.restocked.add(order_id)
+            for allocation in self.w.held.get(checkout_id, []):
+                self.w.stock[allocation.sku] += allocation.quantity
+
 
 class FakeOrders:
     def __init__(self, world: World) -> None:
@@ -196,7 +211,14 @@ class FakeOrders:
             tax_minor=0,
             grand_total_minor=subtotal + SHIPPING_MINOR,
         )
-        self.w.orders.setdefault(order_id, {"status": "placed", "checkout_id": request.checkout_id})
+        self.w.orders.setdefault(
+            order_id,
+            {
+                "status": "placed",
+                "checkout_id": request.checkout_id,
+                "payment_id": request.payment_id,
+            },
+        )
         self.w.after("place")
         return PlacedOrder(order_id, totals)
 
@@ -206,8 +228,14 @@ class FakeOrders:
             (oid for oid, o in self.w.orders.items() if o["checkout_id"] == checkout_id), None
         )
 
+    def is_payable(self, order_id: str) -> bool:
+        self.w.call("is_payable", order_id)
+        return bool(self.w.orders[order_id]["status"] == "placed")
+
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         self.w.call("mark_paid", order_id, payment_id, amount_minor)
+        if self.w.orders[order_id]["status"] == "cancelled":
+            raise Conflict(f"order {order_id} is cancelled", code="illegal_transition")
         self.w.orders[order_id]["status"] = "paid"
 
     def cancel(self, order_id: str, reason: str) -> None:
@@ -226,9 +254,15 @@ class FakePayments:
     def __init__(self, world: World) -> None:
         self.w = world
 
-    def tokenize(self, card: Card) -> str:
+    def tokenize(self, card: Card, customer_id: str) -> str:
         self.w.call("tokenize", card.holder)
-        return _TOKENS.get(card.number, "tok_ok")
+        token = _TOKENS.get(card.number, "tok_ok")
+        self.w.owners[token] = customer_id
+        return token
+
+    def owns(self, token: str, customer_id: str) -> bool:
+        self.w.call("owns", token)
+        return self.w.owners.get(token) == customer_id
 
     def authorize(self, authorization: Authorization) -> None:
         self.w.call("authorize", authorization.payment_id, authorization.idempotency_key)
@@ -251,7 +285,11 @@ class FakePayments:
 
     def void(self, payment_id: str) -> None:
         self.w.call("void", payment_id)
-        self.w.payments[payment_id] = "voided"
+        state = self.w.payments.get(payment_id)
+        if state == "captured":
+            raise Conflict("refund it instead", code="payment_not_voidable")
+        if state in ("authorized", "pending"):
+            self.w.payments[payment_id] = "voided"
 
     def refund(self, payment_id: str) -> None:
         self.w.call("refund", payment_id)
@@ -282,7 +320,15 @@ class FakeCheckoutRepository:
             return False
         saved = copy.deepcopy(checkout)
         saved.lease_owner = owner
+        saved.attempts = row.attempts  # counted by claims only
         self.rows[checkout.checkout_id] = saved
+        return True
+
+    def renew(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        row = self.rows[checkout_id]
+        if row.lease_owner != owner or row.status != "pending":
+            return False
+        row.lease_until = lease_until
         return True
 
     def claim_stale(
@@ -298,6 +344,7 @@ class FakeCheckoutRepository:
         )[:limit]
         for row in stale:
             row.lease_owner, row.lease_until = owner, lease_until
+            row.attempts += 1
         return [row.checkout_id for row in stale]
 
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
@@ -316,6 +363,9 @@ class FakeIdempotencyKeys:
             return existing
         self.rows[(record.customer_id, record.key)] = record
         return None
+
+    def get(self, customer_id: str, key: str) -> IdempotencyRecord | None:
+        return self.rows.get((customer_id, key))
 
     def finish(
         self, customer_id: str, key: str, checkout_id: str, response: StoredResponse
@@ -346,6 +396,10 @@ class Harness:
     world: World
     uow: FakeCheckoutUnitOfWork
     clock: Clock
+
+    def steal_lease(self, checkout_id: str) -> None:
+        """Another driver takes the saga over (as recovery does once a lease lapsed)."""
+        self.uow.checkouts.rows[checkout_id].lease_owner = "lease-someone-else"
 
     def saga(self, checkout_id: str) -> Checkout:
         checkout = self.uow.checkouts.get(checkout_id)

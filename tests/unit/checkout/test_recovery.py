@@ -27,6 +27,8 @@ from transactional.checkout.model import (
     recovery_after_lookup,
     recovery_for,
 )
+from transactional.checkout.service import MAX_RECOVERY_ATTEMPTS
+from transactional.shared.errors import NotFound
 
 
 @pytest.fixture
@@ -87,6 +89,7 @@ def test_recovery_rolls_back_before_money_is_held_and_forward_after(
     ("state", "action"),
     [
         (PaymentState.NONE, Recovery.COMPENSATE),
+        (PaymentState.PENDING, Recovery.COMPENSATE),  # and its hold is voided
         (PaymentState.DECLINED, Recovery.COMPENSATE),
         (PaymentState.VOIDED, Recovery.COMPENSATE),
         (PaymentState.AUTHORIZED, Recovery.CAPTURE),
@@ -136,7 +139,13 @@ def test_crash_after_authorize_captures_and_finishes(crash_at: set[str]) -> None
     h = harness()
     crash_at.add("checkout.after_authorize")
     checkout_id = crashed(h)
-    assert recover_after_lease(h) == ["capture", "commit", "mark_paid", "checked_out"]
+    assert recover_after_lease(h) == [
+        "commit",
+        "is_payable",
+        "capture",
+        "mark_paid",
+        "checked_out",
+    ]
     assert final(h, checkout_id) == (201, "completed")
     assert h.world.payments[h.saga(checkout_id).payment_id or ""] == "captured"
 
@@ -145,7 +154,7 @@ def test_crash_after_capture_finishes(crash_at: set[str]) -> None:
     h = harness()
     crash_at.add("checkout.after_capture")
     checkout_id = crashed(h)
-    assert recover_after_lease(h) == ["commit", "mark_paid", "checked_out"]
+    assert recover_after_lease(h) == ["mark_paid", "checked_out"]  # sold before the capture
     assert final(h, checkout_id) == (201, "completed")
     assert h.uow.event_types() == ["checkout.started", "checkout.completed"]
 
@@ -178,8 +187,9 @@ def test_crash_inside_authorize_after_the_hold_completes_the_checkout() -> None:
     assert recover_after_lease(h) == [
         "lookup",
         "authorize",
-        "capture",
         "commit",
+        "is_payable",
+        "capture",
         "mark_paid",
         "checked_out",
     ]
@@ -207,7 +217,7 @@ def test_an_unexpected_error_hands_the_saga_to_recovery_at_once() -> None:
     before = len(h.world.calls)
     assert h.service.recover() == 1
     # Captured already: recovery rolls forward (each step is idempotent).
-    assert h.world.names()[before:] == ["commit", "mark_paid", "checked_out"]
+    assert h.world.names()[before:] == ["mark_paid", "checked_out"]
     assert h.service.recover() == 0
 
 
@@ -218,3 +228,115 @@ def test_a_settled_saga_is_not_recovered_twice(crash_at: set[str]) -> None:
     recover_after_lease(h)
     h.clock.advance(10 * LEASE_S)
     assert h.service.recover() == 0
+
+
+def test_a_pending_payment_is_voided_not_taken_for_none(crash_at: set[str]) -> None:
+    h = harness()
+    crash_at.add("checkout.after_order")
+    checkout_id = crashed(h)
+    payment_id = h.saga(checkout_id).payment_id or ""
+    h.world.payments[payment_id] = "pending"  # asked, but the processor has no answer yet
+    assert recover_after_lease(h) == ["lookup", "void", "cancel", "release"]
+    assert h.world.payments[payment_id] == "voided"
+    assert h.saga(checkout_id).payment_status == "voided"
+    assert final(h, checkout_id) == (409, "checkout_interrupted")
+
+
+def test_an_order_cancelled_before_recovery_marks_it_paid_is_refunded(
+    crash_at: set[str],
+) -> None:
+    h = harness()
+    crash_at.add("checkout.after_capture")
+    checkout_id = crashed(h)
+    h.world.orders[h.saga(checkout_id).order_id or ""]["status"] = "cancelled"
+    assert recover_after_lease(h) == ["mark_paid", "refund", "cancel", "release", "restock"]
+    assert final(h, checkout_id) == (409, "order_cancelled")
+    assert h.world.payments[h.saga(checkout_id).payment_id or ""] == "refunded"
+
+
+def test_a_saga_that_keeps_failing_is_given_up_compensated_and_answered() -> None:
+    h = harness()
+    h.world.add_cart()
+    h.world.broken["mark_paid"] = RuntimeError("orders database down")
+    with pytest.raises(RuntimeError):
+        h.service.checkout(SHOPPER, request(), "key-1")
+    checkout_id = h.only_saga().checkout_id
+    for attempt in range(1, MAX_RECOVERY_ATTEMPTS + 1):
+        h.clock.advance(LEASE_S + 1)
+        assert h.service.recover() == 0, attempt
+        assert h.saga(checkout_id).attempts == attempt
+    del h.world.broken["mark_paid"]
+    before = len(h.world.calls)
+    h.clock.advance(LEASE_S + 1)
+    assert h.service.recover() == 1
+    # Given up: the money and the stock go back, whatever the failing step would do now.
+    assert h.world.names()[before:] == ["lookup", "refund", "cancel", "release", "restock"]
+    saga = h.saga(checkout_id)
+    assert saga.stage is Stage.FAILED and saga.payment_status == "refunded"
+    assert saga.failure is not None and saga.failure.extra == {"cause": "too_many_attempts"}
+    assert final(h, checkout_id) == (409, "checkout_not_completed")
+    h.clock.advance(10 * LEASE_S)
+    assert h.service.recover() == 0
+    h.clock.advance(24 * 3600)
+    h.service.recover()
+    assert h.uow.idempotency.rows == {}  # answered, so purged once expired
+
+
+def test_a_refusal_during_recovery_is_not_retried(crash_at: set[str]) -> None:
+    h = harness()
+    crash_at.add("checkout.after_order")
+    checkout_id = crashed(h)
+    h.world.broken["cancel"] = NotFound("no payment pay_x", code="payment_not_found")
+    h.clock.advance(LEASE_S + 1)
+    assert h.service.recover() == 1  # settled in this pass, not retried for ever
+    saga = h.saga(checkout_id)
+    assert saga.stage is Stage.FAILED
+    assert saga.failure is not None
+    assert saga.failure.extra == {"cause": "payment_not_found", "uncompensated": ["order"]}
+    assert h.world.stock == {"sku_a": 10, "sku_b": 10}  # nothing sold, no money: units back
+    status, code = final(h, checkout_id)
+    assert (status, code) == (409, "checkout_not_completed")
+    h.clock.advance(10 * LEASE_S)
+    assert h.service.recover() == 0
+
+
+def test_given_up_with_the_money_still_out_the_stock_waits_for_it(
+    crash_at: set[str],
+) -> None:
+    h = harness()
+    crash_at.add("checkout.after_capture")
+    checkout_id = crashed(h)
+    h.world.broken["mark_paid"] = RuntimeError("orders database down")
+    h.world.broken["cancel"] = RuntimeError("orders database down")
+    h.world.broken["refund"] = RuntimeError("gateway down")
+    for _ in range(MAX_RECOVERY_ATTEMPTS + 1):
+        h.clock.advance(LEASE_S + 1)
+        h.service.recover()
+    saga = h.saga(checkout_id)
+    assert saga.stage is Stage.FAILED and saga.payment_status == "captured"
+    assert saga.failure is not None
+    assert saga.failure.extra == {
+        "cause": "too_many_attempts",
+        "uncompensated": ["payment", "order", "reserve"],
+    }
+    # The money is still out: no unit goes back on sale before it comes back.
+    assert "release" not in h.world.names() and "restock" not in h.world.names()
+    reply = h.service.checkout(SHOPPER, request(), "key-1")
+    assert reply.response.status == 409
+    assert "will be given back" in reply.response.body["detail"]
+
+
+def test_given_up_with_the_money_back_the_stock_goes_back_too(crash_at: set[str]) -> None:
+    h = harness()
+    crash_at.add("checkout.after_capture")
+    checkout_id = crashed(h)
+    h.world.broken["mark_paid"] = RuntimeError("orders database down")
+    h.world.broken["cancel"] = RuntimeError("orders database down")
+    for _ in range(MAX_RECOVERY_ATTEMPTS + 1):
+        h.clock.advance(LEASE_S + 1)
+        h.service.recover()
+    saga = h.saga(checkout_id)
+    assert saga.stage is Stage.FAILED and saga.payment_status == "refunded"
+    assert saga.failure is not None and saga.failure.extra["uncompensated"] == ["order"]
+    assert h.world.names()[-3:] == ["cancel", "release", "restock"]
+    assert final(h, checkout_id) == (409, "checkout_not_completed")

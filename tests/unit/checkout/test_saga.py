@@ -12,6 +12,7 @@ from tests.unit.checkout.fakes import (
     ADDRESS,
     CARD,
     DECLINED_CARD,
+    LEASE_S,
     SHIPPING_MINOR,
     SHOPPER,
     TIMEOUT_CARD,
@@ -47,14 +48,16 @@ def ready(h: Harness | None = None) -> Harness:
     return h
 
 
+# The stock is sold (commit) before the money is taken, once the order is known to be payable.
 SAGA_CALLS = [
     "snapshot",
     "tokenize",
     "reserve",
     "place",
     "authorize",
-    "capture",
     "commit",
+    "is_payable",
+    "capture",
     "mark_paid",
     "checked_out",
 ]
@@ -95,7 +98,9 @@ def test_happy_path_reserves_orders_pays_and_finishes_in_order() -> None:
     assert h.uow.event_types() == ["checkout.started", "checkout.completed"]
     assert h.world.orders[body["order_id"]]["status"] == "paid"
     assert h.world.committed == {reply.checkout_id}
-    assert h.world.emptied == {"crt_1"}
+    # Only what was bought leaves the cart; the order knows its payment from the start.
+    assert h.world.emptied == {"crt_1": [("sku_a", 2), ("sku_b", 1)]}
+    assert h.world.orders[body["order_id"]]["payment_id"] == saga.payment_id
     # The payment keys derive from the checkout id; the holder defaults to the addressee.
     authorize = next(c for c in h.world.calls if c[0] == "authorize")
     assert authorize[2] == f"{reply.checkout_id}:authorize"
@@ -226,22 +231,33 @@ def test_a_declined_card_cancels_the_order_and_releases_stock_without_capture() 
     assert h.uow.committed[-1].payload["compensated"] == ["order", "reserve"]
 
 
-def test_a_failed_capture_voids_cancels_and_releases() -> None:
+def test_a_failed_capture_voids_cancels_and_puts_the_sold_stock_back() -> None:
     h = ready()
     h.world.fail["capture"] = PaymentDeclined("no", code="capture_refused")
     reply = h.service.checkout(SHOPPER, request(), "k")
     assert (reply.response.status, reply.response.body["step"]) == (402, "payment")
-    assert after(h, "capture") == ["void", "cancel", "release"]
-    assert h.saga(reply.checkout_id).payment_status == "voided"
+    saga = h.saga(reply.checkout_id)
+    assert after(h, "capture") == ["void", "cancel", "release", "restock"]
+    assert h.world.calls[-1] == ("restock", saga.order_id, "order_cancelled")
+    assert saga.payment_status == "voided"
+    assert h.world.stock == {"sku_a": 10, "sku_b": 10}
 
 
-def test_stock_lost_after_capture_refunds_and_rolls_back() -> None:
+def test_stock_lost_before_capture_voids_instead_of_charging_and_refunding() -> None:
     h = ready()
     h.world.fail["commit"] = Conflict("released", code="reservation_released")
     reply = h.service.checkout(SHOPPER, request(), "k")
-    assert (reply.response.status, reply.response.body["step"]) == (409, "finish")
-    assert after(h, "commit") == ["refund", "cancel", "release"]
-    assert h.saga(reply.checkout_id).payment_status == "refunded"
+    body = reply.response.body
+    assert (reply.response.status, body["code"], body["step"]) == (
+        409,
+        "reservation_released",
+        "reserve",
+    )
+    assert "capture" not in h.world.names() and "refund" not in h.world.names()
+    assert after(h, "commit") == ["void", "cancel", "release", "restock"]
+    saga = h.saga(reply.checkout_id)
+    assert saga.payment_status == "voided"
+    assert h.world.payments[saga.payment_id or ""] == "voided"
 
 
 def test_a_lost_authorization_answer_is_looked_up_and_the_saga_continues() -> None:
@@ -251,8 +267,9 @@ def test_a_lost_authorization_answer_is_looked_up_and_the_saga_continues() -> No
     assert after(h, "authorize") == [
         "lookup",
         "authorize",
-        "capture",
         "commit",
+        "is_payable",
+        "capture",
         "mark_paid",
         "checked_out",
     ]
@@ -269,6 +286,136 @@ def test_an_authorization_the_processor_never_saw_rolls_back_as_interrupted() ->
         "payment",
     )
     assert after(h, "authorize") == ["lookup", "cancel", "release"]
+
+
+def test_only_the_customers_own_vault_token_pays() -> None:
+    h = ready()
+    h.world.owners["tok_mine"] = SHOPPER.customer_id
+    reply = h.service.checkout(SHOPPER, request(payment=PaymentMethod(token="tok_mine")), "k")
+    assert reply.response.status == 201
+    assert h.saga(reply.checkout_id).instrument_token == "tok_mine"
+
+
+@pytest.mark.parametrize("token", ["tok_theirs", "tok_unknown"])
+def test_another_customers_or_an_unknown_token_is_422_before_any_stock_is_held(
+    token: str,
+) -> None:
+    h = ready()
+    h.world.owners["tok_theirs"] = "cus_2"
+    reply = h.service.checkout(SHOPPER, request(payment=PaymentMethod(token=token)), "k")
+    body = reply.response.body
+    assert (reply.response.status, body["code"], body["step"]) == (
+        422,
+        "unknown_instrument",
+        "validate",
+    )
+    assert h.world.names() == ["snapshot", "owns"]
+    assert h.uow.event_types() == ["checkout.failed"]
+
+
+# -- other actors and lost leases ----------------------------------------------------------
+
+
+def test_an_order_cancelled_before_the_capture_is_voided_and_never_charged() -> None:
+    h = ready()
+
+    def support_cancels() -> None:
+        (order,) = h.world.orders.values()
+        order["status"] = "cancelled"
+
+    h.world.hooks["commit"] = support_cancels
+    reply = h.service.checkout(SHOPPER, request(), "k")
+    body = reply.response.body
+    assert (reply.response.status, body["code"], body["step"]) == (
+        409,
+        "order_cancelled",
+        "payment",
+    )
+    assert "capture" not in h.world.names()
+    assert after(h, "is_payable") == ["void", "cancel", "release", "restock"]
+    saga = h.saga(reply.checkout_id)
+    assert saga.stage is Stage.FAILED and saga.payment_status == "voided"
+    assert h.world.payments[saga.payment_id or ""] == "voided"
+
+
+def test_an_order_cancelled_before_mark_paid_is_refunded_and_the_key_gets_its_answer() -> None:
+    h = ready()
+
+    def customer_cancels() -> None:
+        (order,) = h.world.orders.values()
+        order["status"] = "cancelled"
+
+    h.world.hooks["mark_paid"] = customer_cancels
+    reply = h.service.checkout(SHOPPER, request(), "key-1")
+    body = reply.response.body
+    assert (reply.response.status, body["code"], body["step"]) == (409, "order_cancelled", "finish")
+    assert body["cause"] == "illegal_transition"
+    assert after(h, "mark_paid") == ["refund", "cancel", "release", "restock"]
+    saga = h.saga(reply.checkout_id)
+    assert saga.stage is Stage.FAILED and saga.payment_status == "refunded"
+    assert h.world.payments[saga.payment_id or ""] == "refunded"
+    assert h.world.emptied == {}  # nothing was bought: the cart stays
+    again = h.service.checkout(SHOPPER, request(), "key-1")
+    assert again.replayed and again.response == reply.response
+    assert h.uow.event_types() == ["checkout.started", "checkout.failed"]
+
+
+def test_a_driver_that_lost_its_lease_does_not_capture() -> None:
+    h = ready()
+    h.world.hooks["is_payable"] = lambda: h.steal_lease(h.only_saga().checkout_id)
+    with pytest.raises(IdempotencyKeyInUse):
+        h.service.checkout(SHOPPER, request(), "k")
+    assert h.world.names()[-2:] == ["commit", "is_payable"]
+    assert h.only_saga().stage is Stage.AUTHORIZED  # for its new driver to finish
+
+
+def test_a_driver_that_lost_its_lease_does_not_compensate() -> None:
+    h = ready()
+    h.world.hooks["authorize"] = lambda: h.steal_lease(h.only_saga().checkout_id)
+    with pytest.raises(IdempotencyKeyInUse):
+        h.service.checkout(SHOPPER, request(number=DECLINED_CARD), "k")
+    assert h.world.names()[-1] == "authorize"  # no cancel, no release: not its saga now
+    assert h.only_saga().stage is Stage.ORDERED
+
+
+def test_an_authorization_made_after_recovery_rolled_back_is_voided_by_its_driver() -> None:
+    h = ready()
+    checkout_ids: list[str] = []
+
+    def recovery_takes_over() -> None:
+        # The authorize call outlives the lease; recovery rolls the saga back meanwhile.
+        checkout_ids.append(h.only_saga().checkout_id)
+        h.clock.advance(LEASE_S + 1)
+        assert h.service.recover() == 1
+
+    h.world.hooks["authorize"] = recovery_takes_over
+    reply = h.service.checkout(SHOPPER, request(), "key-1")
+    (checkout_id,) = checkout_ids
+    saga = h.saga(checkout_id)
+    assert saga.stage is Stage.FAILED
+    assert h.world.payments[saga.payment_id or ""] == "voided"  # no hold left on the card
+    assert h.world.names()[-1] == "void"
+    # The live request answers with what recovery settled, not "still in progress".
+    assert reply.checkout_id == checkout_id
+    assert (reply.response.status, reply.response.body["code"]) == (409, "checkout_interrupted")
+    assert h.world.orders[saga.order_id or ""]["status"] == "cancelled"
+    assert h.world.stock == {"sku_a": 10, "sku_b": 10}
+
+
+def test_an_authorization_still_pending_after_a_timeout_is_voided_not_left_open() -> None:
+    h = ready()
+
+    def payment_row_without_answer() -> None:
+        h.world.payments[h.only_saga().payment_id or ""] = "pending"
+
+    h.world.hooks["authorize"] = payment_row_without_answer
+    h.world.fail["authorize"] = PaymentOutcomeUnknown("timeout")
+    reply = h.service.checkout(SHOPPER, request(), "k")
+    assert (reply.response.status, reply.response.body["code"]) == (409, "checkout_interrupted")
+    assert after(h, "authorize") == ["lookup", "void", "cancel", "release"]
+    saga = h.saga(reply.checkout_id)
+    assert saga.payment_status == "voided"
+    assert h.world.payments[saga.payment_id or ""] == "voided"
 
 
 # -- idempotency ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -161,10 +161,18 @@ class FakeInventoryUow(FakeUnitOfWork):
         super().__init__()
         self.inventory = FakeInventory()
         self._snapshot: dict[str, Any] | None = None
+        self.open = False  # a transaction is in progress
 
     def __enter__(self) -> Any:
         self._snapshot = copy.deepcopy({"stock": self.inventory.stock, "rows": self.inventory.rows})
+        self.open = True
         return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            self.open = False
 
     def commit(self) -> None:
         super().commit()
@@ -181,12 +189,14 @@ class FakeInventoryUow(FakeUnitOfWork):
 class FakeCounters:
     """The StockCounters port with Redis semantics (the Lua scripts' rules); ``down`` fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_transaction: Callable[[], bool] = lambda: False) -> None:
         self.values: dict[StockKey, int] = {}
         self.down = False
         self.reserve_calls = 0
+        self.in_transaction = in_transaction  # Redis must never be called inside one
 
     def _check(self) -> None:
+        assert not self.in_transaction(), "a Redis call while a database transaction is open"
         if self.down:
             raise StoreUnavailable("redis down")
 

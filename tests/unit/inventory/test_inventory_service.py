@@ -39,7 +39,7 @@ def make(
     uow = FakeInventoryUow()
     for (sku, warehouse_id), on_hand in (stock or {}).items():
         uow.inventory.put(sku, warehouse_id, on_hand)
-    counters = FakeCounters()
+    counters = FakeCounters(in_transaction=lambda: uow.open)
     clock = Clock()
     service = InventoryService(
         lambda: uow,
@@ -154,6 +154,70 @@ def test_a_refusal_that_was_a_race_is_retried() -> None:
     assert allocation.quantity == 2 and counters.reserve_calls == 2
     assert uow.inventory.stock[("A", "wh_eu_1")] == [3, 2]
     assert counters.values[("A", "wh_eu_1")] == 1
+
+
+def test_a_counter_below_postgres_is_resynced_and_the_reservation_goes_through() -> None:
+    service, uow, counters, _ = make({("A", "wh_eu_1"): 5})
+    counters.values[("A", "wh_eu_1")] = 0  # lost units: a crash between the gate and the commit
+    [allocation] = service.reserve("chk_1", [("A", 2)], "eu")
+    assert allocation.quantity == 2
+    assert uow.inventory.stock[("A", "wh_eu_1")] == [5, 2]
+    assert counters.values[("A", "wh_eu_1")] == 3  # repaired from PostgreSQL, then taken
+
+
+def test_a_low_counter_is_repaired_before_the_warehouse_is_chosen() -> None:
+    service, _, counters, _ = make({("A", "wh_eu_1"): 1, ("A", "wh_eu_2"): 4})
+    counters.values = {("A", "wh_eu_1"): 1, ("A", "wh_eu_2"): 1}  # eu_2 lost 3 units
+    allocations = service.reserve("chk_1", [("A", 3)], "eu")
+    assert [(a.warehouse_id, a.quantity) for a in allocations] == [("wh_eu_2", 3)]
+    assert counters.values == {("A", "wh_eu_1"): 1, ("A", "wh_eu_2"): 1}
+
+
+def test_a_shortfall_postgres_confirms_stays_a_shortfall() -> None:
+    service, uow, counters, _ = make({("A", "wh_eu_1"): 2, ("B", "wh_eu_1"): 5})
+    counters.values = {("A", "wh_eu_1"): 2, ("B", "wh_eu_1"): 0}  # B low, but A truly short
+    with pytest.raises(InsufficientStock) as raised:
+        service.reserve("chk_1", [("A", 3), ("B", 1)], "eu")
+    assert raised.value.skus == ["A"]
+    assert uow.inventory.rows == {} and uow.committed == []
+
+
+def test_redis_is_never_called_inside_a_database_transaction() -> None:
+    service, uow, counters, _ = make({("A", "wh_eu_1"): 5})
+    calls: list[bool] = []
+    real_reserve, real_adjust = counters.reserve, counters.adjust
+
+    def reserve(picks: object) -> object:
+        calls.append(uow.open)
+        return real_reserve(picks)  # type: ignore[arg-type]
+
+    def adjust(deltas: object) -> None:
+        calls.append(uow.open)
+        real_adjust(deltas)  # type: ignore[arg-type]
+
+    counters.reserve = reserve  # type: ignore[assignment]
+    counters.adjust = adjust  # type: ignore[method-assign]
+    service.reserve("chk_1", [("A", 2)], "eu")
+    service.set_on_hand("A", "wh_eu_1", 3, actor=ADMIN_USER)
+    service.release("chk_1", "payment_failed")
+    assert calls == [False, False, False]
+
+
+def test_a_concurrent_reserve_of_the_same_checkout_gives_its_counter_units_back() -> None:
+    service, uow, counters, _ = make({("A", "wh_eu_1"): 5})
+    real_reserve = counters.reserve
+
+    def reserve_then_lose(picks: object) -> object:
+        result = real_reserve(picks)  # type: ignore[arg-type]
+        counters.reserve = real_reserve  # type: ignore[method-assign]
+        service.reserve("chk_1", [("A", 2)], "eu")  # the other call wins the checkout lock
+        return result
+
+    counters.reserve = reserve_then_lose  # type: ignore[method-assign]
+    first = service.reserve("chk_1", [("A", 2)], "eu")
+    assert [r.reservation_id for r in uow.inventory.rows.values()] == [first[0].reservation_id]
+    assert uow.inventory.stock[("A", "wh_eu_1")] == [5, 2]
+    assert counters.values[("A", "wh_eu_1")] == 3
 
 
 def test_cold_counters_are_primed_from_postgres() -> None:

@@ -41,6 +41,8 @@ def upgrade() -> None:
             history          JSONB       NOT NULL DEFAULT '[]',
             lease_owner      TEXT,
             lease_until      TIMESTAMPTZ,
+            -- Takeovers by recovery: bounded, so no saga is retried for ever.
+            recovery_attempts INTEGER    NOT NULL DEFAULT 0 CHECK (recovery_attempts >= 0),
             created_at       TIMESTAMPTZ NOT NULL,
             updated_at       TIMESTAMPTZ NOT NULL
         );
