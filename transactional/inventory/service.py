@@ -14,6 +14,7 @@ connection waiting.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -246,19 +247,30 @@ class InventoryService:
             raise InvalidRequest("a checkout id is required", code="invalid_checkout_id")
         wanted = normalise_lines(lines)
         short: Sequence[str] = sorted(wanted)
+        trust_postgres = False
         for _ in range(_ATTEMPTS):
             try:
-                return self._try_reserve(checkout_id, wanted, ship_region)
-            except (_Refused, _Low) as drifted:
-                # A counter above (refused) or below (low) PostgreSQL's: repair it, try again.
-                short = drifted.skus
-                self._resync(drifted.keys)
-            except _Short as raced:
-                short = raced.skus
+                return self._try_reserve(
+                    checkout_id, wanted, ship_region, trust_postgres=trust_postgres
+                )
+            except _Low:
+                # Redis below PostgreSQL: drift (a crash between gate and commit) or holds
+                # still in flight. PostgreSQL's conditional update decides either way; resetting
+                # the counter here would count the in-flight units twice.
+                trust_postgres = True
+            except (_Refused, _Short) as lost:
+                # Lost a race (or a counter drifted upwards): Redis is given back and true
+                # drift is repaired by the periodic reconcile, after a settled second look.
+                short = lost.skus
         raise InsufficientStock(short)
 
     def _try_reserve(
-        self, checkout_id: str, wanted: Mapping[str, int], ship_region: str
+        self,
+        checkout_id: str,
+        wanted: Mapping[str, int],
+        ship_region: str,
+        *,
+        trust_postgres: bool = False,
     ) -> list[Allocation]:
         # 1. What is there (a short read-only transaction).
         with self._uow() as uow:
@@ -270,10 +282,11 @@ class InventoryService:
                 for level in uow.inventory.stock_of(wanted)
                 if level.region in self._regions
             }
-        # 2. Choose and take the units from the Redis counters, with no transaction open.
-        live = self._live_counts(levels)
+        # 2. Choose and take the units from the Redis counters, with no transaction open
+        #    (or, when Redis is known to be low, let PostgreSQL alone decide).
+        live = None if trust_postgres else self._live_counts(levels)
         picks = self._allocate(wanted, levels, live, ship_region)
-        gated = self._gate(picks, levels)
+        gated = False if trust_postgres else self._gate(picks, levels)
         # 3. Hold them in PostgreSQL (the final word), serialised per checkout.
         committed = False
         try:
@@ -289,6 +302,8 @@ class InventoryService:
             # The transaction has ended here, whatever happened in it.
             if gated and not committed:
                 self._adjust_counters({p.key: p.quantity for p in picks})
+        if trust_postgres:  # the counters still owe what PostgreSQL just held
+            self._adjust_counters({p.key: -p.quantity for p in picks})
         return [r.allocation() for r in reservations]
 
     @staticmethod
@@ -537,11 +552,12 @@ class InventoryService:
 
     # -- reconciliation -------------------------------------------------------------------
 
-    def reconcile(self, repair: bool) -> DriftReport:
+    def reconcile(self, repair: bool, *, settle_s: float = 0.5) -> DriftReport:
         """Compare every Redis counter with PostgreSQL's on_hand - reserved; optionally repair.
 
-        A difference is confirmed by a second look before it counts, so a reservation in
-        flight between Redis and PostgreSQL is rarely mistaken for drift.
+        A difference counts only if a second look ``settle_s`` later sees the very same two
+        numbers: a reservation in flight between Redis and PostgreSQL (milliseconds) moves
+        one of them, so it is not mistaken for drift and "repaired" into an overcount.
         """
         report = DriftReport()
         after: StockKey | None = None
@@ -553,21 +569,27 @@ class InventoryService:
             after = page[-1].key
             report.checked += len(page)
             counts = self._counters.read([level.key for level in page])
-            suspects = [
-                level.key
+            suspects = {
+                level.key: (count, level.available)
                 for level, count in zip(page, counts, strict=True)
                 if count != level.available
-            ]
+            }
             if suspects:
+                time.sleep(settle_s)
                 self._confirm(suspects, report, repair)
 
-    def _confirm(self, keys: Sequence[StockKey], report: DriftReport, repair: bool) -> None:
+    def _confirm(
+        self,
+        suspects: Mapping[StockKey, tuple[int | None, int]],
+        report: DriftReport,
+        repair: bool,
+    ) -> None:
         with self._uow() as uow:
-            levels = uow.inventory.stock_at(keys)
+            levels = uow.inventory.stock_at(list(suspects))
         counts = self._counters.read([level.key for level in levels])
         changes: list[tuple[StockKey, int | None, int]] = []
         for level, count in zip(levels, counts, strict=True):
-            if count != level.available:
+            if (count, level.available) == suspects[level.key]:
                 report.drifts.append(Drift(level.sku, level.warehouse_id, count, level.available))
                 changes.append((level.key, count, level.available))
         if repair and changes:
@@ -616,21 +638,6 @@ class InventoryService:
             self._counters.adjust(deltas)
         except StoreUnavailable as exc:  # PostgreSQL is right; reconcile fixes the counter
             log.warning("stock counters not adjusted, run `souk inventory reconcile`: %s", exc)
-
-    def _resync(self, keys: Sequence[StockKey]) -> None:
-        """Overwrite drifted counters with PostgreSQL's value (if nobody changed them since)."""
-        try:
-            with self._uow() as uow:
-                levels = uow.inventory.stock_at(keys)
-            counts = self._counters.read([level.key for level in levels])
-            self._counters.compare_and_set(
-                [
-                    (level.key, count, level.available)
-                    for level, count in zip(levels, counts, strict=True)
-                ]
-            )
-        except StoreUnavailable as exc:
-            log.warning("stock counters not resynchronised: %s", exc)
 
 
 class _Short(Exception):

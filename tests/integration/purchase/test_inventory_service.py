@@ -284,13 +284,15 @@ def test_reserve_while_redis_says_more_than_postgres_does_not_oversell(stock: St
     assert stock.pg(sku, "wh_eu_1") == (2, 2)
 
 
-def test_a_counter_below_postgres_is_repaired_on_the_hot_path(stock: Stock) -> None:
+def test_a_counter_below_postgres_does_not_refuse_a_sale(stock: Stock) -> None:
     sku = stock.sku(wh_eu_1=5)
     stock.service.reserve(checkout(), [(sku, 1)], "eu")
     # Units lost in Redis, as a crash between the Lua gate and the PostgreSQL commit loses them.
     stock.redis.set(counter_key((sku, "wh_eu_1")), 0)
     stock.service.reserve(checkout(), [(sku, 2)], "eu")  # no reconcile in between
     assert stock.pg(sku, "wh_eu_1") == (5, 3)
+    assert stock.live(sku, "wh_eu_1") == -2  # PostgreSQL decided; the counter is still low
+    stock.service.reconcile(True, settle_s=0)
     assert stock.live(sku, "wh_eu_1") == 2
 
 
