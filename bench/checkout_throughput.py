@@ -38,7 +38,8 @@ from sqlalchemy import Engine
 
 from souk.seed import CatalogPlan, SeededCatalog, bearer, seed_catalog
 from souk.settings import Settings
-from souk.simulate import (
+from souk.simulate_cli import admin_token
+from souk.simulation import (
     CARDS,
     StockAudit,
     audit_stock,
@@ -46,7 +47,6 @@ from souk.simulate import (
     serve_subprocess,
     server_environment,
 )
-from souk.simulate_cli import admin_token
 from souk.stack import Stack
 from souk.stack.homes import temporary_home
 from souk.synthetic import SyntheticWorld

@@ -28,7 +28,8 @@ from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.settings import Settings
-from souk.simulate import (
+from souk.simulate_cli import admin_token
+from souk.simulation import (
     SimulationConfig,
     SimulationReport,
     StockAudit,
@@ -38,7 +39,6 @@ from souk.simulate import (
     serve_subprocess,
     server_environment,
 )
-from souk.simulate_cli import admin_token
 from souk.stack import Stack
 from souk.stack.endpoints import Endpoints, resolve_endpoints
 from souk.stack.errors import StackError

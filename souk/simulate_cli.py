@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from souk.seed import CatalogPlan, SeededCatalog, SeedFailed, discover_catalog, seed_catalog
 from souk.settings import Settings, get_settings
-from souk.simulate import SimulationConfig, SimulationReport, report_tables, run_simulation
+from souk.simulation import SimulationConfig, SimulationReport, report_tables, run_simulation
 from souk.synthetic import SyntheticWorld
 from transactional.shared.auth import ADMIN, JwtTokens, Principal
 

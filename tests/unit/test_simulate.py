@@ -18,7 +18,7 @@ from souk.seed import (
     storefront_prices,
     zipf_weights,
 )
-from souk.simulate import (
+from souk.simulation import (
     SHOPPER_COUNTRIES,
     ShopperModel,
     SimulationConfig,

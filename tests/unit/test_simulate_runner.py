@@ -18,7 +18,7 @@ from souk.seed import (
     storefront_prices,
     zipf_weights,
 )
-from souk.simulate import CARDS, SimulationConfig, SimulationReport, run_simulation
+from souk.simulation import CARDS, SimulationConfig, SimulationReport, run_simulation
 
 
 def catalog(stock: int = 5) -> SeededCatalog:

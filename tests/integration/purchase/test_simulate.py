@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.services import Services
-from souk.simulate import SimulationConfig, audit_stock, run_simulation
+from souk.simulation import SimulationConfig, audit_stock, run_simulation
 from souk.synthetic import SyntheticWorld
 from tests.integration.http import admin_headers
 

@@ -1,0 +1,324 @@
+"""The pure shopper decision model of ``souk simulate``: seeded profiles and session plans.
+
+The shoppers' profiles and each session's plan depend only on the seed and the session's number,
+so the same seed makes the same decisions whatever the thread timing or the server's answers. No
+I/O here: ``souk.simulation.runner`` plays the plans against a server.
+
+A small share of sessions behaves like fraud (bursts of orders from one account, shipping far
+from the account's region, many high-value items); those sessions are marked in their plans so
+the report can label their accounts and orders as ground truth for fraud detection.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from souk.seed import SeededCatalog
+from souk.synthetic import SEARCH_TERMS
+from transactional.shared.regions import REGION_CURRENCY, region_distance
+
+Card = Literal["ok", "declined", "insufficient_funds"]
+Outcome = Literal["bounce", "abandon", "checkout"]
+Edit = Literal["none", "bump", "remove"]
+FRAUD_KINDS = ("burst", "far_shipping", "high_value")
+
+SHOPPER_COUNTRIES: dict[str, tuple[str, ...]] = {
+    "eu": ("DE", "FR", "ES", "IT", "NL"),
+    "us": ("US",),
+    "in": ("IN",),
+}
+FIRST_NAMES = ("Ada", "Ravi", "Mia", "Jon", "Lea", "Sam", "Ana", "Kai", "Noor", "Tom", "Ivy")
+LAST_NAMES = ("Lovelace", "Iyer", "Rossi", "Smith", "Weber", "Garcia", "Chen", "Khan", "Dubois")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Load shape and behaviour mix of a simulation run (shares are probabilities)."""
+
+    users: int = 20  # distinct shopper accounts
+    rate: float = 2.0  # sessions started per second
+    duration: float = 30.0  # seconds during which sessions start
+    seed: int = 7
+    regions: tuple[str, ...] = ("eu", "us", "in")
+    region_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
+    fraud_share: float = 0.04  # of sessions
+    guest_share: float = 0.3  # start as a guest, sign in (merging the cart) at checkout
+    search_share: float = 0.5
+    recommendation_share: float = 0.3
+    click_share: float = 0.4  # of served recommendations
+    cart_share: float = 0.6  # sessions that put something in the cart
+    checkout_share: float = 0.65  # of sessions with a cart; the rest abandon
+    declined_share: float = 0.06
+    insufficient_funds_share: float = 0.03
+    retry_decline_share: float = 0.5  # retry a declined checkout with a good card
+    replay_share: float = 0.1  # send the same checkout again with the same Idempotency-Key
+    cancel_share: float = 0.06
+    edit_share: float = 0.15  # change a quantity or remove a line before deciding
+    workers: int = 16  # concurrent sessions at most
+    grace_s: float = 60.0  # sessions not started this long after the window are dropped
+    event_batch: int = 20  # behaviour events per POST /v1/events
+    timeout_s: float = 30.0  # per HTTP request
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.workers < 1 or self.event_batch < 1:
+            raise ValueError("users, workers and event_batch must be at least 1")
+        if self.rate <= 0 or self.duration <= 0:
+            raise ValueError("rate and duration must be positive")
+        if len(self.regions) != len(self.region_weights) or not self.regions:
+            raise ValueError("give one weight per region")
+        unknown = set(self.regions) - set(SHOPPER_COUNTRIES)
+        if unknown:
+            raise ValueError(f"the simulation knows no addresses in {sorted(unknown)}")
+        shares = [value for name, value in vars(self).items() if name.endswith("_share")]
+        if any(not 0 <= share <= 1 for share in shares):
+            raise ValueError("every *_share is a probability between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ShopperProfile:
+    """Who a simulated account is: home region, currency, country, and whether it is a fraudster."""
+
+    index: int
+    name: str
+    region: str
+    currency: str
+    country: str
+    fraudster: bool = False
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """One product page view and where the shopper came from."""
+
+    product_id: str
+    sku: str
+    source: str  # a behaviour ViewSource
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class LinePlan:
+    """A SKU and quantity put in the cart."""
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """Every decision of one shopper visit, made before any request is sent."""
+
+    index: int
+    shopper: int
+    fraud_kinds: tuple[str, ...]
+    guest_start: bool
+    search_query: str | None
+    search_category: str | None
+    views: tuple[ViewPlan, ...]
+    recommended: tuple[str, ...]  # product ids of a served recommendation widget
+    clicked: int | None  # position clicked in ``recommended``
+    lines: tuple[LinePlan, ...]
+    edit: Edit
+    outcome: Outcome
+    orders: int  # checkouts in this session (a burst when > 1)
+    card: Card
+    retry_declined: bool
+    replay: bool
+    cancel: bool
+    ship_region: str | None  # None: the account's saved home address
+
+    @property
+    def fraud(self) -> bool:
+        """Whether this session is labelled fraud-like."""
+        return bool(self.fraud_kinds)
+
+
+def far_regions(home: str, regions: Sequence[str]) -> list[str]:
+    """The simulated regions farthest from ``home`` (where a fraudster ships an order)."""
+    others = [r for r in regions if r != home] or [r for r in SHOPPER_COUNTRIES if r != home]
+    farthest = max(region_distance(home, r) for r in others)
+    return [r for r in others if region_distance(home, r) == farthest]
+
+
+class ShopperModel:
+    """The pure decision model: profiles and per-session plans from the seed (no I/O)."""
+
+    def __init__(self, catalog: SeededCatalog, config: SimulationConfig) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.profiles = self._profiles()
+        self._honest = [p.index for p in self.profiles if not p.fraudster]
+        self._fraudsters = [p.index for p in self.profiles if p.fraudster]
+        self._high_value = {
+            currency: catalog.high_value(currency) for currency in REGION_CURRENCY.values()
+        }
+
+    def _rng(self, *parts: object) -> random.Random:
+        # String seeds hash with SHA-512: stable across processes (unlike hash()).
+        return random.Random("/".join(str(part) for part in (self.config.seed, *parts)))
+
+    def _profiles(self) -> list[ShopperProfile]:
+        config = self.config
+        rng = self._rng("profiles")
+        # At least one fraudster when fraud is wanted, but never only fraudsters.
+        fraudsters = (
+            min(config.users - 1, max(1, math.ceil(config.users * config.fraud_share)))
+            if config.fraud_share > 0
+            else 0
+        )
+        fraud_indices = set(rng.sample(range(config.users), fraudsters))
+        profiles = []
+        for index in range(config.users):
+            region = rng.choices(config.regions, weights=config.region_weights)[0]
+            profiles.append(
+                ShopperProfile(
+                    index=index,
+                    name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                    region=region,
+                    currency=REGION_CURRENCY[region],
+                    country=rng.choice(SHOPPER_COUNTRIES[region]),
+                    fraudster=index in fraud_indices,
+                )
+            )
+        return profiles
+
+    def arrivals(self) -> list[float]:
+        """Session start offsets (s): a Poisson process at ``rate`` over ``duration``."""
+        rng = self._rng("arrivals")
+        offsets: list[float] = []
+        at = 0.0
+        while True:
+            at += rng.expovariate(self.config.rate)
+            if at >= self.config.duration:
+                return offsets or [0.0]
+            offsets.append(at)
+
+    def sessions(self, count: int) -> Iterator[SessionPlan]:
+        """The plans of sessions 0..count-1."""
+        for index in range(count):
+            yield self.session(index)
+
+    def session(self, index: int) -> SessionPlan:
+        """The plan of session ``index``: a function of the seed and ``index`` only."""
+        rng = self._rng("session", index)
+        fraud = bool(self._fraudsters) and rng.random() < self.config.fraud_share
+        if fraud:
+            return self._fraud_session(index, rng, rng.choice(self._fraudsters))
+        shopper = rng.choice(self._honest or self._fraudsters)
+        return self._honest_session(index, rng, shopper)
+
+    def _honest_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:
+        config = self.config
+        guest = rng.random() < config.guest_share
+        query = category = None
+        views: list[ViewPlan] = []
+        if rng.random() < config.search_share:
+            query = rng.choice(SEARCH_TERMS)
+            category = self.catalog.pick(rng).category_id
+            in_category = [p for p in self.catalog.products if p.category_id == category]
+            for position in range(min(len(in_category), rng.randint(0, 2))):
+                product = in_category[position]
+                views.append(
+                    ViewPlan(product.product_id, rng.choice(product.skus).sku, "search", position)
+                )
+        for _ in range(rng.randint(1, 5)):
+            product = self.catalog.pick(rng)
+            source = rng.choice(("category", "direct", "deal", "external"))
+            views.append(ViewPlan(product.product_id, rng.choice(product.skus).sku, source))
+        recommended: tuple[str, ...] = ()
+        clicked = None
+        if rng.random() < config.recommendation_share:
+            picks = {self.catalog.pick(rng).product_id for _ in range(6)}
+            recommended = tuple(sorted(picks))[:4]
+            if rng.random() < config.click_share:
+                clicked = rng.randrange(len(recommended))
+                product = self.catalog.product(recommended[clicked])
+                views.append(
+                    ViewPlan(
+                        product.product_id, rng.choice(product.skus).sku, "recommendation", clicked
+                    )
+                )
+        lines: list[LinePlan] = []
+        outcome: Outcome = "bounce"
+        if rng.random() < config.cart_share:
+            skus = list(dict.fromkeys(view.sku for view in views))
+            for sku in rng.sample(skus, min(len(skus), rng.randint(1, 3))):
+                lines.append(LinePlan(sku, 1 if rng.random() < 0.8 else 2))
+            outcome = "checkout" if rng.random() < config.checkout_share else "abandon"
+        edit: Edit = "none"
+        if lines and rng.random() < config.edit_share:
+            edit = "remove" if len(lines) > 1 and rng.random() < 0.5 else "bump"
+        draw = rng.random()
+        card: Card = (
+            "declined"
+            if draw < config.declined_share
+            else "insufficient_funds"
+            if draw < config.declined_share + config.insufficient_funds_share
+            else "ok"
+        )
+        return SessionPlan(
+            index=index,
+            shopper=shopper,
+            fraud_kinds=(),
+            guest_start=guest,
+            search_query=query,
+            search_category=category,
+            views=tuple(views),
+            recommended=recommended,
+            clicked=clicked,
+            lines=tuple(lines),
+            edit=edit,
+            outcome=outcome,
+            orders=1,
+            card=card,
+            retry_declined=rng.random() < config.retry_decline_share,
+            replay=rng.random() < config.replay_share,
+            cancel=rng.random() < config.cancel_share,
+            ship_region=None,
+        )
+
+    def _fraud_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:
+        profile = self.profiles[shopper]
+        kinds = tuple(kind for kind in FRAUD_KINDS if rng.random() < 0.6) or (
+            rng.choice(FRAUD_KINDS),
+        )
+        if "high_value" in kinds:
+            pool = self._high_value[profile.currency]
+            products = rng.sample(pool, min(len(pool), rng.randint(2, 3)))
+            lines = [LinePlan(rng.choice(p.skus).sku, rng.randint(2, 4)) for p in products]
+        else:
+            products = [self.catalog.pick(rng) for _ in range(rng.randint(1, 2))]
+            lines = [LinePlan(rng.choice(p.skus).sku, rng.randint(1, 2)) for p in products]
+        lines = list({line.sku: line for line in lines}.values())  # one line per SKU
+        views = tuple(
+            ViewPlan(self.catalog.sku(line.sku).product_id, line.sku, "direct") for line in lines
+        )
+        ship_region = (
+            rng.choice(far_regions(profile.region, self.config.regions))
+            if "far_shipping" in kinds
+            else None
+        )
+        return SessionPlan(
+            index=index,
+            shopper=shopper,
+            fraud_kinds=kinds,
+            guest_start=False,
+            search_query=None,
+            search_category=None,
+            views=views,
+            recommended=(),
+            clicked=None,
+            lines=tuple(lines),
+            edit="none",
+            outcome="checkout",
+            orders=rng.randint(3, 5) if "burst" in kinds else 1,
+            card="declined" if rng.random() < 0.15 else "ok",
+            retry_declined=True,
+            replay=False,
+            cancel=False,
+            ship_region=ship_region,
+        )

@@ -1,0 +1,174 @@
+"""The outcome of a simulation run: counters, fraud labels, placed orders, latency, tables."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from souk.simulation.model import LinePlan
+
+
+@dataclass
+class FraudLabel:
+    """Ground truth for fraud detection: a fraud-like session, its account and its orders."""
+
+    session: int
+    customer_id: str
+    kinds: tuple[str, ...]
+    order_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OrderRecord:
+    """An order the simulation placed, for invariant checks afterwards."""
+
+    order_id: str
+    customer_id: str
+    currency: str
+    session: int
+    fraud: bool
+    lines: tuple[LinePlan, ...]
+    cancelled: bool = False
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; 0 for no samples."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class SimulationReport:
+    """What a simulation run did and saw."""
+
+    seed: int = 0
+    sessions_planned: int = 0
+    sessions: int = 0  # played to their end
+    sessions_aborted: int = 0  # stopped by an unexpected answer or a transport error
+    sessions_dropped: int = 0  # not started in time (the server could not keep up)
+    registrations: int = 0
+    logins: int = 0
+    cart_merges: int = 0  # guest carts merged at sign-in
+    searches: int = 0
+    views: int = 0
+    recommendations_served: int = 0
+    recommendations_clicked: int = 0
+    events_sent: int = 0
+    carts: int = 0
+    items_added: int = 0
+    items_refused: int = 0  # add-to-cart refused for lack of stock
+    carts_abandoned: int = 0
+    checkouts_attempted: int = 0
+    checkouts_succeeded: int = 0
+    checkouts_declined: int = 0
+    checkouts_out_of_stock: int = 0
+    cancels: int = 0
+    idempotent_replays: int = 0
+    replay_mismatches: int = 0  # a replay answered differently from the first call
+    fraud_sessions: int = 0
+    fraud_labels: list[FraudLabel] = field(default_factory=list)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    http_errors: Counter[int] = field(default_factory=Counter)  # 4xx/5xx by status
+    transport_errors: int = 0
+    unexpected: Counter[str] = field(default_factory=Counter)  # "POST /v1/x → 422"
+    samples: list[str] = field(default_factory=list)  # the first unexpected answers
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    @property
+    def five_xx(self) -> int:
+        """Server errors seen."""
+        return sum(count for status, count in self.http_errors.items() if status >= 500)
+
+    @property
+    def ok(self) -> bool:
+        """No 5xx, no transport error, no unexpected answer, every replay answered the same."""
+        return (
+            self.five_xx == 0
+            and self.transport_errors == 0
+            and not self.unexpected
+            and self.replay_mismatches == 0
+        )
+
+    def latency(self, endpoint: str) -> tuple[float, float]:
+        """(p50, p99) in ms of ``endpoint`` (e.g. ``POST /v1/checkout``)."""
+        samples = self.latencies_ms.get(endpoint, [])
+        return (statistics.median(samples) if samples else 0.0, percentile(samples, 0.99))
+
+    def fraud_customers(self) -> set[str]:
+        """Accounts labelled fraud-like."""
+        return {label.customer_id for label in self.fraud_labels}
+
+    def fraud_orders(self) -> set[str]:
+        """Orders placed by fraud-like sessions."""
+        return {order_id for label in self.fraud_labels for order_id in label.order_ids}
+
+
+def report_tables(report: SimulationReport) -> list[Table]:
+    """The report as rich tables: what the shoppers did, HTTP outcomes, latency per endpoint."""
+    did = Table(title=f"Simulated shoppers (seed {report.seed}, {report.elapsed_s:.0f} s)")
+    did.add_column("what")
+    did.add_column("count", justify="right")
+    rows = [
+        ("sessions played / planned", f"{report.sessions} / {report.sessions_planned}"),
+        ("sessions aborted / dropped", f"{report.sessions_aborted} / {report.sessions_dropped}"),
+        ("registrations / sign-ins", f"{report.registrations} / {report.logins}"),
+        ("guest carts merged at sign-in", str(report.cart_merges)),
+        ("searches / product views", f"{report.searches} / {report.views}"),
+        (
+            "recommendations served / clicked",
+            f"{report.recommendations_served} / {report.recommendations_clicked}",
+        ),
+        ("behaviour events sent", str(report.events_sent)),
+        (
+            "carts / items added / refused",
+            f"{report.carts} / {report.items_added} / {report.items_refused}",
+        ),
+        ("carts abandoned", str(report.carts_abandoned)),
+        ("checkouts attempted", str(report.checkouts_attempted)),
+        ("  succeeded (orders)", str(report.checkouts_succeeded)),
+        ("  declined (402)", str(report.checkouts_declined)),
+        ("  out of stock (409)", str(report.checkouts_out_of_stock)),
+        ("orders cancelled", str(report.cancels)),
+        ("idempotent replays (same answer)", str(report.idempotent_replays)),
+        ("replays answered differently", str(report.replay_mismatches)),
+        (
+            "fraud-like sessions / accounts / orders",
+            f"{report.fraud_sessions} / {len(report.fraud_customers())} / "
+            f"{len(report.fraud_orders())}",
+        ),
+        (
+            "HTTP errors by status",
+            ", ".join(f"{s}: {n}" for s, n in sorted(report.http_errors.items())) or "none",
+        ),
+        ("5xx responses", str(report.five_xx)),
+        ("transport errors", str(report.transport_errors)),
+        ("unexpected answers", str(sum(report.unexpected.values()))),
+    ]
+    for what, value in rows:
+        did.add_row(what, value)
+    latency = Table(title="Latency per endpoint")
+    latency.add_column("endpoint")
+    latency.add_column("calls", justify="right")
+    latency.add_column("p50 ms", justify="right")
+    latency.add_column("p99 ms", justify="right")
+    for endpoint in sorted(report.latencies_ms):
+        p50, p99 = report.latency(endpoint)
+        latency.add_row(
+            endpoint, str(len(report.latencies_ms[endpoint])), f"{p50:,.1f}", f"{p99:,.1f}"
+        )
+    tables = [did, latency]
+    if report.unexpected:
+        odd = Table(title="Unexpected answers (first samples below)")
+        odd.add_column("call → status")
+        odd.add_column("count", justify="right")
+        for what, count in report.unexpected.most_common():
+            odd.add_row(what, str(count))
+        tables.append(odd)
+    return tables
