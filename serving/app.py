@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from serving.openapi import document_problems
 from serving.problems import EXCEPTION_HANDLERS
 from souk.services import Services
 from transactional.shared.http import provide_maybe_principal, provide_principal
@@ -63,7 +64,7 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
     }
     dependencies["principal"] = Provide(provide_principal, sync_to_thread=False)
     dependencies["maybe_principal"] = Provide(provide_maybe_principal, sync_to_thread=False)
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, *domain_routes(domains or list(DOMAIN_ROUTES))],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -76,3 +77,5 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
         cors_config=CORSConfig(allow_origins=["http://127.0.0.1:8000", "http://localhost:8000"]),
         on_shutdown=[services.close],
     )
+    document_problems(app.openapi_schema)
+    return app

@@ -76,3 +76,20 @@ def test_json_nested_too_deeply_is_400_not_500(client: Any) -> None:
         "/v1/customers", content=deep, headers={"content-type": "application/json"}
     )
     assert_problem(response, 400)
+
+
+def test_openapi_documents_problem_json_errors_and_required_headers(client: Any) -> None:
+    document = client.get("/schema/openapi.json").json()
+    assert document["components"]["schemas"]["Problem"]["required"] == [
+        "type", "title", "status", "detail"
+    ]  # fmt: skip
+    checkout = document["paths"]["/v1/checkout"]["post"]
+    for status in ("400", "4XX", "5XX"):
+        content = checkout["responses"][status]["content"]
+        assert content["application/problem+json"]["schema"] == {
+            "$ref": "#/components/schemas/Problem"
+        }
+    [key] = [p for p in checkout["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["required"] is True
+    # A real error matches what the document says.
+    assert_problem(client.post("/v1/checkout", json={}), 401)
