@@ -280,13 +280,17 @@ class CheckoutService:
                 return self._fail_after_lookup(checkout, owner, lookup)
             self._record_authorization(checkout)
         except DomainError as error:
+            refused, status = error, "declined"
+            if not self._orders.is_payable(order.order_id):
+                # Cancelled (e.g. by support) while authorizing: the payment was voided with it.
+                refused, status = self._cancelled_meanwhile(order.order_id), "voided"
             return self._fail(
                 checkout,
                 owner,
-                error,
+                refused,
                 "payment",
                 self._undo(checkout, owner),
-                payment_status="declined",
+                payment_status=status,
             )
         checkout.authorized(self._clock())
         # Lost the lease while authorizing: whoever took over may have rolled back already.
@@ -323,11 +327,8 @@ class CheckoutService:
             undone = self._undo(checkout, owner, uncertain=uncertain)
             return self._fail(checkout, owner, error, "reserve", undone)
         if not self._orders.is_payable(order_id):
-            cancelled = OrderCancelled(
-                "the order was cancelled while it was being paid for; nothing was charged",
-                order_id=order_id,
-            )
             undone = self._undo(checkout, owner, uncertain=uncertain)
+            cancelled = self._cancelled_meanwhile(order_id, charged_maybe=uncertain)
             return self._fail(checkout, owner, cancelled, "payment", undone)
         self._fence(checkout, owner)
         try:
@@ -336,12 +337,26 @@ class CheckoutService:
             # Capture is idempotent: recovery captures again and finishes.
             raise _Abandon(checkout.checkout_id) from None
         except DomainError as error:
+            failure: DomainError = error
+            if not self._orders.is_payable(order_id):
+                # Cancelled between the check above and the capture: say so, not the symptom.
+                failure = self._cancelled_meanwhile(order_id)
             undone = self._undo(checkout, owner, uncertain=uncertain)
-            return self._fail(checkout, owner, error, "payment", undone)
+            return self._fail(checkout, owner, failure, "payment", undone)
         checkout.captured(self._clock())
         self._save(checkout, owner)
         failpoint("checkout.after_capture")
         return self._finish(checkout, owner)
+
+    @staticmethod
+    def _cancelled_meanwhile(order_id: str, *, charged_maybe: bool = False) -> OrderCancelled:
+        # In recovery a capture whose answer was lost may have taken the money: the cancel
+        # refunded it then.
+        outcome = "any payment taken was given back" if charged_maybe else "nothing was charged"
+        return OrderCancelled(
+            f"the order was cancelled while it was being paid for; {outcome}",
+            order_id=order_id,
+        )
 
     def _finish(self, checkout: Checkout, owner: str) -> StoredResponse:
         order_id = _order_id(checkout)

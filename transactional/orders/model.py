@@ -203,6 +203,8 @@ class PendingChange:
     actor: str
     note: str | None
     since: datetime
+    attempts: int = 0  # compensations that failed so far (the sweeper backs off)
+    retry_at: datetime | None = None  # not retried by the sweeper before this
 
     @property
     def recorded_cause(self) -> str:
@@ -401,5 +403,6 @@ class OrderRepository(Protocol):
     def page_for(self, customer_id: str, page: int, page_size: int) -> OrderPage:
         """A customer's orders, newest first."""
 
-    def pending_since(self, before: datetime, limit: int) -> list[str]:
-        """Ids of orders with a cancel or return begun before ``before``, oldest first."""
+    def pending_due(self, before: datetime, now: datetime, limit: int) -> list[str]:
+        """Ids of orders with a cancel or return begun before ``before`` and due for a retry
+        at ``now``, the longest due first."""

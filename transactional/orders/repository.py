@@ -31,7 +31,7 @@ _ORDER_COLUMNS = (
     "discount_minor, shipping_minor, tax_minor, grand_total_minor, ship_country, "
     "ship_subdivision, ship_city, ship_postal_code, address_id, payment_method, payment_id, "
     "paid_minor, refunded_minor, placed_at, updated_at, pending_status, pending_cause, "
-    "pending_actor, pending_note, pending_since"
+    "pending_actor, pending_note, pending_since, pending_attempts, pending_retry_at"
 )
 _LINE_COLUMNS = (
     "region, order_id, line_id, position, sku, product_id, seller_id, title, quantity, "
@@ -165,7 +165,8 @@ class SqlOrderRepository:
                 "paid_minor = :paid_minor, refunded_minor = :refunded_minor, "
                 "updated_at = :updated_at, pending_status = :pending_status, "
                 "pending_cause = :pending_cause, pending_actor = :pending_actor, "
-                "pending_note = :pending_note, pending_since = :pending_since "
+                "pending_note = :pending_note, pending_since = :pending_since, "
+                "pending_attempts = :pending_attempts, pending_retry_at = :pending_retry_at "
                 "WHERE region = :region AND order_id = :order_id"
             ),
             {
@@ -240,15 +241,18 @@ class SqlOrderRepository:
         )
         return OrderPage(items=items, total=int(total), page=page, page_size=page_size)
 
-    def pending_since(self, before: datetime, limit: int) -> list[str]:
-        """Ids of orders with a cancel or return begun before ``before``, oldest first."""
+    def pending_due(self, before: datetime, now: datetime, limit: int) -> list[str]:
+        """Ids of orders with a cancel or return begun before ``before`` and due for a retry
+        at ``now``, the longest due first."""
         return list(
             self._connection.execute(
                 text(
                     "SELECT order_id FROM orders WHERE pending_status IS NOT NULL "
-                    "AND pending_since < :before ORDER BY pending_since LIMIT :limit"
+                    "AND pending_since < :before "
+                    "AND (pending_retry_at IS NULL OR pending_retry_at <= :now) "
+                    "ORDER BY coalesce(pending_retry_at, pending_since) LIMIT :limit"
                 ),
-                {"before": before, "limit": limit},
+                {"before": before, "now": now, "limit": limit},
             ).scalars()
         )
 
@@ -372,6 +376,8 @@ def _order(
             actor=row["pending_actor"],
             note=row["pending_note"],
             since=row["pending_since"],
+            attempts=row["pending_attempts"],
+            retry_at=row["pending_retry_at"],
         ),
     )
 
@@ -383,6 +389,8 @@ def _pending_row(pending: PendingChange | None) -> dict[str, Any]:
         "pending_actor": None if pending is None else pending.actor,
         "pending_note": None if pending is None else pending.note,
         "pending_since": None if pending is None else pending.since,
+        "pending_attempts": 0 if pending is None else pending.attempts,
+        "pending_retry_at": None if pending is None else pending.retry_at,
     }
 
 

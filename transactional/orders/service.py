@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, Protocol, cast, get_args
 
@@ -56,6 +56,11 @@ from transactional.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
+# The sweeper retries a failed cancel or return after 1 min, doubling up to an hour, and
+# logs an ERROR (someone should look) from this many failed attempts on.
+PENDING_RETRY_FIRST = timedelta(minutes=1)
+PENDING_RETRY_MAX = timedelta(hours=1)
+PENDING_ALERT_ATTEMPTS = 5
 SANDBOX_CARRIER = "sandbox-post"
 SANDBOX_TRANSIT = timedelta(days=3)
 MAX_PAGE_SIZE = 100
@@ -202,10 +207,13 @@ class OrderService:
 
         For a periodic background task: only intents older than ``older_than_s`` are taken,
         so live requests finish their own. Every step is idempotent, so a race is harmless.
+        One that fails again is retried later and later (exponential backoff up to an hour),
+        so stuck ones do not starve newer ones.
         """
-        before = self._clock() - timedelta(seconds=older_than_s)
+        now = self._clock()
+        before = now - timedelta(seconds=older_than_s)
         with self._uow() as uow:
-            due = uow.orders.pending_since(before, limit)
+            due = uow.orders.pending_due(before, now, limit)
         finished = 0
         for order_id in due:
             try:
@@ -215,8 +223,38 @@ class OrderService:
                     self._settle(order)
                     finished += 1
             except Exception:
-                log.exception("order %s: pending cancel/return not finished; will retry", order_id)
+                self._postpone(order_id)
         return finished
+
+    def _postpone(self, order_id: str) -> None:
+        """Count a failed compensation and back off its next try; ERROR once it keeps failing."""
+        attempts = 0
+        try:
+            with self._uow() as uow:
+                order = uow.orders.get(order_id, for_update=True)
+                if order is not None and order.pending is not None:
+                    attempts = order.pending.attempts + 1
+                    delay = min(PENDING_RETRY_FIRST * 2 ** (attempts - 1), PENDING_RETRY_MAX)
+                    order.pending = replace(
+                        order.pending, attempts=attempts, retry_at=self._clock() + delay
+                    )
+                    uow.orders.save(order)
+                    uow.commit()
+        except Exception:  # the store may be what failed: the next sweep tries again
+            log.warning("order %s: could not record the failed attempt", order_id)
+        if attempts >= PENDING_ALERT_ATTEMPTS:
+            log.exception(
+                "order %s: pending cancel/return failed %d times; needs a look",
+                order_id,
+                attempts,
+            )
+        else:
+            log.warning(
+                "order %s: pending cancel/return not finished (attempt %d); will retry",
+                order_id,
+                attempts,
+                exc_info=True,
+            )
 
     def transition(
         self, order_id: str, to: OrderStatus, cause: str, actor: str, *, note: str | None = None

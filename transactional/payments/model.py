@@ -92,6 +92,15 @@ class IllegalPaymentTransition(Conflict):
     code = "illegal_payment_transition"
 
 
+class PaymentVoidedMeanwhile(Conflict):
+    """The payment was voided (its order cancelled) while its authorisation was in flight.
+
+    Any hold the gateway made is released; nothing is charged.
+    """
+
+    code = "payment_voided"
+
+
 @dataclass(frozen=True)
 class Card:
     """Raw card data as a shopper typed it; repr hides the number and CVC."""

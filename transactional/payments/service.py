@@ -27,6 +27,7 @@ from transactional.payments.model import (
     PAYMENT_METHODS,
     Card,
     GatewayAuthorization,
+    GatewayRefused,
     GatewayTimeout,
     GatewayTransaction,
     IllegalPaymentTransition,
@@ -35,6 +36,7 @@ from transactional.payments.model import (
     PaymentMethod,
     PaymentNotFound,
     PaymentRepository,
+    PaymentVoidedMeanwhile,
     Refund,
     RefundReason,
     UnknownInstrument,
@@ -160,11 +162,12 @@ class PaymentService:
             raise payment.declined()
         if payment.status == "pending":
             return self._authorize_pending(payment, retry=True)
-        return self._settled(payment)
+        return _still_authorized(self._settled(payment))
 
     def capture(self, payment_id: str, amount_minor: int | None = None) -> Payment:
         """Collect the authorised amount (or part of it); a second capture is a no-op."""
-        payment = self._resolved(payment_id)
+        # No capture lookup first: the capture below is idempotent by the same key.
+        payment = self._resolved(payment_id, captures=False)
         if payment.status in CAPTURED_STATUSES:
             return payment
         if payment.status != "authorized":
@@ -180,6 +183,10 @@ class PaymentService:
                 code="amount_exceeds_authorized",
             )
         transaction = self._gateway.capture(_reference(payment), amount, f"{payment_id}:capture")
+        return self._record_capture(payment_id, transaction)
+
+    def _record_capture(self, payment_id: str, transaction: GatewayTransaction) -> Payment:
+        """Apply a capture the gateway made, with its event, once (under the row lock)."""
         with self._uow() as uow:
             payment = self._locked(uow, payment_id)
             if payment.status == "authorized":
@@ -189,20 +196,33 @@ class PaymentService:
                 uow.commit()
         return payment
 
+    def _captured_at_gateway(self, payment: Payment) -> Payment:
+        """An authorised payment, with a capture the gateway made (answer lost) recorded."""
+        if payment.status != "authorized":
+            return payment
+        known = self._gateway.lookup(f"{payment.payment_id}:capture")
+        if isinstance(known, GatewayTransaction) and known.kind == "capture":
+            return self._record_capture(payment.payment_id, known)
+        return payment
+
     def void(self, payment_id: str) -> Payment:
         """Release an uncaptured hold; a no-op if voided or declined already."""
         payment = self._resolved(payment_id)
         if payment.status in ("voided", "declined"):
             return payment
         if payment.status in CAPTURED_STATUSES:
-            raise IllegalPaymentTransition(
-                f"payment {payment_id} is {payment.status}: refund it instead of voiding",
-                code="payment_not_voidable",
-                payment_status=payment.status,
-            )
+            raise _not_voidable(payment)
         # Pending here means the gateway never saw the authorisation: nothing to release.
         if payment.status == "authorized":
-            self._gateway.void(_reference(payment), f"{payment_id}:void")
+            try:
+                self._gateway.void(_reference(payment), f"{payment_id}:void")
+            except GatewayRefused:
+                # Captured meanwhile (a capture whose answer was lost, or a racing one):
+                # record it, so the caller refunds instead of leaving the money taken.
+                captured = self._captured_at_gateway(payment)
+                if captured.status not in CAPTURED_STATUSES:
+                    raise
+                raise _not_voidable(captured) from None
         with self._uow() as uow:
             payment = self._locked(uow, payment_id)
             if payment.status in ("authorized", "pending"):
@@ -327,7 +347,7 @@ class PaymentService:
         recorded = self._record(payment.payment_id, result, None)
         if recorded.status == "declined":
             raise recorded.declined()
-        return recorded
+        return _still_authorized(recorded)
 
     def _record(
         self, payment_id: str, result: GatewayAuthorization | None, failure: str | None
@@ -356,24 +376,31 @@ class PaymentService:
         with self._uow() as uow:
             payment = self._locked(uow, payment.payment_id)
             if _late_hold(payment, result):
+                # A voided payment announced its void already: one payment.voided per payment.
+                announced = payment.status == "voided"
                 payment.record_released_hold(result, self._clock())
                 uow.payments.save(payment)
-                uow.emit(self._voided_event(payment))
+                if not announced:
+                    uow.emit(self._voided_event(payment))
                 uow.commit()
         return payment
 
-    def _resolved(self, payment_id: str) -> Payment:
-        """The payment, with a pending authorisation settled from the gateway if it acted."""
+    def _resolved(self, payment_id: str, *, captures: bool = True) -> Payment:
+        """The payment, with a pending authorisation (and, with ``captures``, a capture whose
+        answer was lost) settled from what the gateway recorded."""
         with self._uow() as uow:
             payment = uow.payments.get(payment_id)
         if payment is None:
             raise PaymentNotFound(f"no payment {payment_id}")
-        if payment.status != "pending":
-            return self._settled(payment)
-        known = self._gateway.lookup(payment.idempotency_key)
-        if isinstance(known, GatewayAuthorization):
-            return self._record(payment_id, known, None)
-        return payment
+        if payment.status == "pending":
+            known = self._gateway.lookup(payment.idempotency_key)
+            if not isinstance(known, GatewayAuthorization):
+                return payment
+            payment = self._record(payment_id, known, None)
+        if captures and payment.status == "authorized":
+            # A capture whose answer was lost is on the gateway's record: apply it.
+            return self._captured_at_gateway(payment)
+        return self._settled(payment)
 
     def _settled(self, payment: Payment) -> Payment:
         """A payment given up on without a gateway charge: release a hold the gateway made late.
@@ -478,6 +505,26 @@ def _late_hold(payment: Payment, result: GatewayAuthorization) -> bool:
         result.status == "authorized"
         and payment.status in _GIVEN_UP
         and payment.gateway_reference != result.reference
+    )
+
+
+def _still_authorized(payment: Payment) -> Payment:
+    """The payment, unless it was voided while being authorised (PaymentVoidedMeanwhile)."""
+    if payment.status == "voided":
+        raise PaymentVoidedMeanwhile(
+            f"payment {payment.payment_id} was voided (its order cancelled) while it was "
+            "being authorised; nothing is charged",
+            payment_id=payment.payment_id,
+            payment_status=payment.status,
+        )
+    return payment
+
+
+def _not_voidable(payment: Payment) -> IllegalPaymentTransition:
+    return IllegalPaymentTransition(
+        f"payment {payment.payment_id} is {payment.status}: refund it instead of voiding",
+        code="payment_not_voidable",
+        payment_status=payment.status,
     )
 
 

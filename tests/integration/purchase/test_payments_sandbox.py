@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from souk.services import Services
-from transactional.payments.model import Card, GatewayAuthorization, GatewayTimeout
+from transactional.payments.model import (
+    Card,
+    GatewayAuthorization,
+    GatewayTimeout,
+    PaymentVoidedMeanwhile,
+)
 from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
 from transactional.payments.sandbox import SandboxCardGateway
 from transactional.payments.service import PaymentService
@@ -260,7 +265,11 @@ def test_a_late_authorisation_after_a_void_is_released_at_the_gateway(
         regions=services.settings.regions,
         default_region=services.settings.region,
     )
-    payment = authorize(service, payment_id=payment_id)
+    # The caller is told the payment is gone, not handed a voided payment as a success.
+    with pytest.raises(PaymentVoidedMeanwhile):
+        authorize(service, payment_id=payment_id)
+    payment = service.find(payment_id)
+    assert payment is not None
     assert payment.status == "voided" and payment.gateway_reference is not None
     with engine.connect() as connection:
         charge = connection.execute(
@@ -268,6 +277,7 @@ def test_a_late_authorisation_after_a_void_is_released_at_the_gateway(
             {"ref": payment.gateway_reference},
         ).scalar_one()
     assert charge == "voided"  # no hold left on the shopper's card
-    assert outbox_types(engine, payment_id) == ["payment.voided", "payment.voided"]
+    # One payment.voided per payment: releasing the late hold announces nothing new.
+    assert outbox_types(engine, payment_id) == ["payment.voided"]
     assert service.resolve(payment_id) == service.find(payment_id)
-    assert outbox_types(engine, payment_id) == ["payment.voided", "payment.voided"]
+    assert outbox_types(engine, payment_id) == ["payment.voided"]

@@ -220,7 +220,8 @@ def test_a_declined_card_cancels_the_order_and_releases_stock_without_capture() 
     body = reply.response.body
     assert reply.response.status == 402
     assert (body["step"], body["decline_code"]) == ("payment", "card_declined")
-    assert after(h, "authorize") == ["cancel", "release"]
+    # The order is checked first: a decline of a cancelled order is told as the cancel.
+    assert after(h, "authorize") == ["is_payable", "cancel", "release"]
     saga = h.saga(reply.checkout_id)
     assert h.world.calls[-2] == ("cancel", saga.order_id, "payment_failed")
     assert h.world.calls[-1] == ("release", saga.checkout_id, "payment_failed")
@@ -237,7 +238,7 @@ def test_a_failed_capture_voids_cancels_and_puts_the_sold_stock_back() -> None:
     reply = h.service.checkout(SHOPPER, request(), "k")
     assert (reply.response.status, reply.response.body["step"]) == (402, "payment")
     saga = h.saga(reply.checkout_id)
-    assert after(h, "capture") == ["void", "cancel", "release", "restock"]
+    assert after(h, "capture") == ["is_payable", "void", "cancel", "release", "restock"]
     assert h.world.calls[-1] == ("restock", saga.order_id, "order_cancelled")
     assert saga.payment_status == "voided"
     assert h.world.stock == {"sku_a": 10, "sku_b": 10}
@@ -374,7 +375,8 @@ def test_a_driver_that_lost_its_lease_does_not_compensate() -> None:
     h.world.hooks["authorize"] = lambda: h.steal_lease(h.only_saga().checkout_id)
     with pytest.raises(IdempotencyKeyInUse):
         h.service.checkout(SHOPPER, request(number=DECLINED_CARD), "k")
-    assert h.world.names()[-1] == "authorize"  # no cancel, no release: not its saga now
+    # No cancel, no release: not its saga now.
+    assert h.world.names()[-2:] == ["authorize", "is_payable"]
     assert h.only_saga().stage is Stage.ORDERED
 
 

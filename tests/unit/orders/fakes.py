@@ -57,11 +57,13 @@ class FakeOrderRepository:
             page_size=page_size,
         )
 
-    def pending_since(self, before: datetime, limit: int) -> list[str]:
+    def pending_due(self, before: datetime, now: datetime, limit: int) -> list[str]:
         due = sorted(
-            (o.pending.since, o.order_id)
+            (o.pending.retry_at or o.pending.since, o.order_id)
             for o in self.orders.values()
-            if o.pending is not None and o.pending.since < before
+            if o.pending is not None
+            and o.pending.since < before
+            and (o.pending.retry_at is None or o.pending.retry_at <= now)
         )
         return [order_id for _, order_id in due[:limit]]
 

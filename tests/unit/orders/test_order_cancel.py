@@ -193,6 +193,9 @@ def test_finish_pending_cancellations_completes_old_intents(world: ProbedWorld) 
     assert world.service.get(placed.order_id).status == "cancelled"
     assert world.service.get(paid.order_id).status == "paid"
     world.payments.fail = None
+    # The failed one backs off: not retried before its next try.
+    assert world.service.finish_pending_cancellations(older_than_s=60) == 0
+    world.clock.advance(minutes=1)
     assert world.service.finish_pending_cancellations(older_than_s=60) == 1
     assert world.service.get(paid.order_id).status == "cancelled"
     assert world.service.finish_pending_cancellations(older_than_s=0) == 0

@@ -9,9 +9,14 @@ import pytest
 
 from tests.unit.payments.fakes import MemorySandboxLedger, card
 from tests.unit.payments.test_payment_service import World
-from transactional.payments.model import GatewayAuthorization, GatewayTransaction, UnknownInstrument
+from transactional.payments.model import (
+    GatewayAuthorization,
+    GatewayTransaction,
+    PaymentVoidedMeanwhile,
+    UnknownInstrument,
+)
 from transactional.payments.sandbox import SandboxCardGateway
-from transactional.shared.errors import InvalidRequest, PaymentDeclined
+from transactional.shared.errors import Conflict, InvalidRequest, PaymentDeclined
 
 
 @pytest.fixture
@@ -111,17 +116,31 @@ def test_a_late_authorisation_of_a_voided_payment_is_voided_at_the_gateway(
 ) -> None:
     # Recovery gives up on the pending payment (the gateway knows nothing of it yet)...
     before_authorize(monkeypatch, world, lambda: world.service.void("pay_1"))
-    # ...then the live call's authorisation lands.
-    payment = world.authorize()
+    # ...then the live call's authorisation lands: the caller is told the payment is gone.
+    with pytest.raises(PaymentVoidedMeanwhile) as gone:
+        world.authorize()
+    assert gone.value.code == "payment_voided" and isinstance(gone.value, Conflict)
+    payment = world.service.find("pay_1")
+    assert payment is not None
     reference = payment.gateway_reference or ""
     assert payment.status == "voided" and reference.startswith("ch_")
     assert world.ledger.charges[reference].status == "voided"  # the hold is released
-    assert world.types() == ["payment.voided", "payment.voided"]
-    assert [p["gateway_reference"] for p in world.payloads("payment.voided")] == [None, reference]
-    # Idempotent: repeats and resolves do nothing more.
+    # One payment.voided per payment: releasing the late hold announces nothing new.
+    assert world.types() == ["payment.voided"]
+    # Idempotent: repeats and resolves do nothing more; a repeated authorise refuses again.
     assert world.service.void("pay_1").status == "voided"
     assert world.service.resolve("pay_1") == world.service.find("pay_1")
-    assert world.types() == ["payment.voided", "payment.voided"]
+    with pytest.raises(PaymentVoidedMeanwhile):
+        world.service.authorize(
+            "pay_1",
+            payment.order_id,
+            "cus_1",
+            5000,
+            "USD",
+            payment.instrument_token,
+            payment.idempotency_key,
+        )
+    assert world.types() == ["payment.voided"]
 
 
 def test_a_late_hold_whose_void_failed_is_released_by_the_next_call(
@@ -148,7 +167,7 @@ def test_a_late_hold_whose_void_failed_is_released_by_the_next_call(
     resolved = world.service.resolve("pay_1")
     assert resolved is not None and resolved.gateway_reference == held.reference
     assert world.ledger.charges[held.reference].status == "voided"
-    assert world.types().count("payment.voided") == 2
+    assert world.types().count("payment.voided") == 1
 
 
 def test_a_late_hold_after_a_recorded_failure_is_released(

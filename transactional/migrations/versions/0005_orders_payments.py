@@ -66,12 +66,17 @@ def upgrade() -> None:
             pending_actor        TEXT,
             pending_note         TEXT,
             pending_since        TIMESTAMPTZ,
+            -- Failed compensations of the pending change, and when the sweeper tries next
+            -- (exponential backoff, so a stuck one does not starve newer ones).
+            pending_attempts     INTEGER     NOT NULL DEFAULT 0 CHECK (pending_attempts >= 0),
+            pending_retry_at     TIMESTAMPTZ,
             CHECK ((pending_status IS NULL) = (pending_since IS NULL)),
             PRIMARY KEY (region, order_id)
         ) PARTITION BY LIST (region);
         {_partitions("orders")}
         CREATE INDEX orders_customer ON orders (customer_id, placed_at DESC, order_id DESC);
-        CREATE INDEX orders_pending ON orders (pending_since) WHERE pending_status IS NOT NULL;
+        CREATE INDEX orders_pending ON orders (coalesce(pending_retry_at, pending_since))
+            WHERE pending_status IS NOT NULL;
 
         -- A partitioned table cannot hold a unique key without its partition key, so the
         -- once-per-checkout claim lives here, unpartitioned and small.
