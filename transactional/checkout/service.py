@@ -21,11 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from schemas.checkout import CheckoutCompleted, CheckoutFailed, CheckoutStarted
-from schemas.common import Address, LineItem, Money
 from schemas.envelope import Envelope
 from schemas.ids import new_id
-from schemas.registry import REGISTRY
+from transactional.checkout.events import completed_event, failed_event, started_event
 from transactional.checkout.model import (
     Addresses,
     Authorization,
@@ -244,7 +242,7 @@ class CheckoutService:
         except DomainError as error:
             return self._fail(checkout, owner, error, "validate", ())
         checkout.validated(plan, token, last4, self._clock())
-        self._save(checkout, owner, _started(checkout))
+        self._save(checkout, owner, started_event(checkout))
 
         try:
             allocations = self._stock.reserve(
@@ -383,7 +381,7 @@ class CheckoutService:
             # The order is paid: a cart that expired or cannot be reached keeps its lines.
             log.info("checkout %s: cart not emptied: %s", checkout.checkout_id, error)
         checkout.completed(self._clock())
-        return self._settle(checkout, owner, None, _completed(checkout))
+        return self._settle(checkout, owner, None, completed_event(checkout))
 
     def _validate(
         self, principal: Principal, request: CheckoutRequest
@@ -688,7 +686,7 @@ class CheckoutService:
             self._clock(),
             payment_status=payment_status,
         )
-        return self._settle(checkout, owner, error, _failed(checkout, compensated))
+        return self._settle(checkout, owner, error, failed_event(checkout, compensated))
 
     def _settle(
         self, checkout: Checkout, owner: str, error: DomainError | None, event: Envelope
@@ -826,83 +824,6 @@ def _authorization(checkout: Checkout) -> Authorization:
         currency=checkout.totals.currency,
         instrument_token=checkout.instrument_token,
         idempotency_key=authorize_key(checkout.checkout_id),
-    )
-
-
-def _coarse(address: ShippingAddress) -> Address:
-    """The routing part of an address: events never carry the street (GDPR)."""
-    return Address(
-        country=address.country,
-        subdivision=address.subdivision,
-        city=address.city,
-        postal_code=address.postal_code,
-        address_id=address.address_id,
-    )
-
-
-def _started(checkout: Checkout) -> Envelope:
-    plan = checkout.plan
-    assert plan is not None
-    return REGISTRY.new_event(
-        "checkout.started",
-        CheckoutStarted(
-            checkout_id=checkout.checkout_id,
-            cart_id=checkout.cart_id,
-            customer_id=checkout.customer_id,
-            lines=[
-                LineItem(
-                    line_id=f"{checkout.checkout_id}-{index}",
-                    sku=line.sku,
-                    product_id=line.product_id,
-                    seller_id=line.seller_id,
-                    quantity=line.quantity,
-                    unit_price=Money(amount_minor=line.unit_price_minor, currency=plan.currency),
-                )
-                for index, line in enumerate(plan.lines, start=1)
-            ],
-            subtotal=Money(amount_minor=plan.subtotal_minor, currency=plan.currency),
-            shipping_address=_coarse(plan.shipping),
-        ),
-        region=checkout.region,
-    )
-
-
-def _completed(checkout: Checkout) -> Envelope:
-    plan, totals = checkout.plan, checkout.totals
-    assert plan is not None and totals is not None
-    return REGISTRY.new_event(
-        "checkout.completed",
-        CheckoutCompleted(
-            checkout_id=checkout.checkout_id,
-            customer_id=checkout.customer_id,
-            order_id=_order_id(checkout),
-            cart_id=checkout.cart_id,
-            payment_id=checkout.payment_id,
-            amount=Money(amount_minor=totals.grand_total_minor, currency=totals.currency),
-            ship_region=plan.ship_region,
-            shipping_address=_coarse(plan.shipping),
-            warehouse_ids=sorted({a.warehouse_id for a in checkout.allocations}),
-        ),
-        region=checkout.region,
-    )
-
-
-def _failed(checkout: Checkout, compensated: Sequence[Step]) -> Envelope:
-    failure = checkout.failure
-    assert failure is not None
-    return REGISTRY.new_event(
-        "checkout.failed",
-        CheckoutFailed(
-            checkout_id=checkout.checkout_id,
-            customer_id=checkout.customer_id,
-            step=failure.step,
-            code=failure.code,
-            cart_id=checkout.cart_id,
-            order_id=checkout.order_id,
-            payment_id=checkout.payment_id,
-            compensated=list(compensated),
-        ),
-        region=checkout.region,
     )
 
 
