@@ -16,6 +16,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from serving.bodies import StrictJsonRequest
 from serving.openapi import document_problems
 from serving.problems import EXCEPTION_HANDLERS
 from souk.services import Services
@@ -68,6 +69,8 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
         route_handlers=[health, *domain_routes(domains or list(DOMAIN_ROUTES))],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
+        # JSON bodies decoded strictly into each handler's type, bad bytes a 400 not a 500.
+        request_class=StrictJsonRequest,
         openapi_config=OpenAPIConfig(
             title="Souk",
             version="0.1.0",

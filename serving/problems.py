@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
@@ -50,6 +52,19 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+# Stable codes of Litestar's own errors (routing, body limits, validation), by status.
+HTTP_CODES: dict[int, str] = {
+    400: "validation_failed",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
 
 
 def status_of(error: DomainError) -> int:
@@ -60,6 +75,17 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
+def http_code(status: int) -> str:
+    """The stable code of a framework error: a known name, else its status phrase in snake case."""
+    if status in HTTP_CODES:
+        return HTTP_CODES[status]
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:  # not a registered status
+        return f"http_{status}"
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower().replace("'", "")).strip("_")
+
+
 def problem(
     request: Request[Any, Any, Any],
     status: int,
@@ -67,6 +93,7 @@ def problem(
     *,
     code: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """A problem+json response; ``code`` is our stable type suffix, ``extra`` more members."""
     body: dict[str, Any] = {
@@ -80,7 +107,7 @@ def problem(
         body["code"] = code
     # Extension members never overwrite the standard ones.
     body.update({key: value for key, value in (extra or {}).items() if key not in body})
-    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def domain_error_handler(
@@ -93,14 +120,21 @@ def domain_error_handler(
 def http_error_handler(
     request: Request[Any, Any, Any], error: HTTPException
 ) -> Response[dict[str, Any]]:
-    """Litestar's own errors (validation, routing, method) as problem+json."""
+    """Litestar's own errors (validation, routing, method, size) as coded problem+json."""
     extra: dict[str, Any] = {}
     if error.extra:
         extra["errors"] = error.extra
-    code = "validation_failed" if error.status_code == 400 else None
     if error.status_code >= 500:
         _LOG.error("server error on %s %s", request.method, request.url.path, exc_info=error)
-    return problem(request, error.status_code, str(error.detail), code=code, extra=extra)
+    # Its headers matter to clients (405 Allow, 401 WWW-Authenticate, 429 Retry-After).
+    return problem(
+        request,
+        error.status_code,
+        str(error.detail),
+        code=http_code(error.status_code),
+        extra=extra,
+        headers=error.headers,
+    )
 
 
 def store_unavailable_handler(
@@ -148,4 +182,4 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     Exception: unexpected_error_handler,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "problem", "status_of"]
+__all__ = ["EXCEPTION_HANDLERS", "HTTP_CODES", "PROBLEM_JSON", "http_code", "problem", "status_of"]

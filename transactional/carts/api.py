@@ -35,7 +35,9 @@ class CartController(Controller):
         sync_to_thread=True,
         description=(
             "Open a cart (201). A customer (bearer token) has at most one active cart: asking "
-            "again returns it with 200, whatever the currency asked for."
+            "again returns it with 200 (same currency, or none sent); another currency is 409 "
+            "`cart_currency_mismatch` naming that cart. An unsupported currency is 422 "
+            "`unsupported_currency` for guests and customers alike."
         ),
     )
     def create(

@@ -75,6 +75,23 @@ class CartFull(Conflict):
     code = "cart_full"
 
 
+class CartCurrencyMismatch(Conflict):
+    """The customer's active cart is in another currency than the one asked for."""
+
+    code = "cart_currency_mismatch"
+
+    @classmethod
+    def of(cls, cart_id: str, currency: str, requested: str) -> CartCurrencyMismatch:
+        """The refusal naming the active cart and its currency."""
+        return cls(
+            f"your active cart {cart_id} is in {currency}, not {requested}: "
+            f"use that cart (ask again with {currency} or no currency)",
+            cart_id=cart_id,
+            currency=currency,
+            requested_currency=requested,
+        )
+
+
 @dataclass(frozen=True)
 class Offer:
     """What the cart needs to know about a SKU from the catalog."""

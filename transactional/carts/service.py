@@ -20,6 +20,7 @@ from schemas.ids import new_id
 from schemas.registry import REGISTRY
 from transactional.carts.model import (
     Cart,
+    CartCurrencyMismatch,
     CartNotFound,
     CartRepository,
     CartView,
@@ -100,18 +101,31 @@ class CartService:
         """The cart as checkout sees it (same as :meth:`view`)."""
         return self.view(cart_id, principal)
 
+    def contents(self, cart_id: str, principal: Principal | None) -> Cart:
+        """The cart as stored (no prices read): CartNotFound if unknown, expired or
+        someone else's. For callers that price it with offers they read themselves."""
+        return self._visible(self._carts.get(cart_id), cart_id, principal)
+
     # -- commands ----------------------------------------------------------------------
 
     def create(
         self, principal: Principal | None, currency: str | None = None
     ) -> tuple[CartView, bool]:
-        """Open a cart; a customer's existing active cart is returned instead (created=False)."""
+        """Open a cart; a customer's existing active cart is returned instead (created=False).
+
+        A currency asked for is checked before anything else, so guests and customers get the
+        same 422 for an unsupported one; a customer whose active cart is in another currency
+        gets CartCurrencyMismatch (409), never that cart in a currency they did not ask for.
+        """
         customer_id = principal.customer_id if principal else None
+        requested = None if currency is None else self._currency(currency)
         if customer_id is not None:
             existing = self._customer_cart(customer_id)
             if existing is not None:
+                if requested is not None and existing.currency != requested:
+                    raise CartCurrencyMismatch.of(existing.cart_id, existing.currency, requested)
                 return self._price(existing), False
-            currency = currency or self._customer_currency(customer_id)
+            currency = requested or self._customer_currency(customer_id)
         cart = Cart(
             cart_id=new_id("crt"),
             currency=self._currency(currency),
@@ -123,7 +137,11 @@ class CartService:
         cart_id = self._carts.create(cart)
         if cart_id == cart.cart_id:
             return self._price(cart), True
-        return self.view(cart_id, principal), False
+        # A concurrent request opened the customer's cart first: the same currency rule holds.
+        view = self.view(cart_id, principal)
+        if requested is not None and view.currency != requested:
+            raise CartCurrencyMismatch.of(view.cart_id, view.currency, requested)
+        return view, False
 
     def add_item(
         self,

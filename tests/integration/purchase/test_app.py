@@ -92,4 +92,9 @@ def test_openapi_documents_problem_json_errors_and_required_headers(client: Any)
     [key] = [p for p in checkout["parameters"] if p["name"] == "Idempotency-Key"]
     assert key["required"] is True
     # A real error matches what the document says.
-    assert_problem(client.post("/v1/checkout", json={}), 401)
+    well_formed = {
+        "cart_id": "crt_x",
+        "shipping_address": {"address_id": "adr_x"},
+        "payment_method": {"type": "card", "token": "tok_x"},
+    }
+    assert_problem(client.post("/v1/checkout", json=well_formed), 401, "missing_token")

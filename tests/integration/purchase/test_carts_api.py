@@ -157,8 +157,10 @@ def test_customer_has_one_cart_in_their_currency_hidden_from_others(
     assert first.status_code == 201, first.text
     cart_id = first.json()["cart_id"]
     assert first.json()["currency"] == "GBP" and first.json()["customer_id"] == ada["customer_id"]
-    again = client.post("/v1/carts", json={"currency": "EUR"}, headers=ada["headers"])
+    again = client.post("/v1/carts", json={"currency": "GBP"}, headers=ada["headers"])
     assert again.status_code == 200 and again.json()["cart_id"] == cart_id
+    other = client.post("/v1/carts", json={"currency": "EUR"}, headers=ada["headers"])
+    assert assert_problem(other, 409, "cart_currency_mismatch")["cart_id"] == cart_id
     assert add(client, cart_id, item["sku"], 1, headers=ada["headers"]).status_code == 200
     assert (
         client.get(f"/v1/carts/{cart_id}", headers=ada["headers"]).json()["subtotal_minor"] == 900

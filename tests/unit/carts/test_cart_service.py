@@ -9,6 +9,7 @@ import pytest
 from schemas.registry import REGISTRY
 from tests.unit.carts.fakes import Harness, offer
 from transactional.carts.model import (
+    CartCurrencyMismatch,
     CartNotFound,
     LineNotFound,
     NotEnoughStock,
@@ -39,7 +40,7 @@ def test_guest_cart_defaults_to_the_region_currency() -> None:
 def test_customer_cart_defaults_to_the_customer_currency_and_is_unique() -> None:
     h = Harness(currencies={"cus_ada": "INR"})
     first, created = h.service.create(ADA)
-    again, created_again = h.service.create(ADA, "USD")
+    again, created_again = h.service.create(ADA, "INR")
     assert created and not created_again
     assert first.currency == "INR" and again.cart_id == first.cart_id
     assert first.customer_id == "cus_ada"
@@ -49,6 +50,42 @@ def test_unsupported_currency_is_refused() -> None:
     with pytest.raises(InvalidRequest) as error:
         Harness().service.create(None, "XYZ")
     assert error.value.code == "unsupported_currency"
+
+
+def test_a_currency_is_answered_alike_for_guests_and_customers() -> None:
+    h = Harness(currencies={"cus_ada": "EUR"})
+    cart_id = h.service.create(ADA)[0].cart_id
+    # Unsupported: the same 422 whether or not the customer already has a cart.
+    for principal in (None, ADA, BOB):
+        with pytest.raises(InvalidRequest) as unsupported:
+            h.service.create(principal, "ZZZ")
+        assert unsupported.value.code == "unsupported_currency"
+    # Supported but not the active cart's: refused, naming that cart and its currency.
+    with pytest.raises(CartCurrencyMismatch) as mismatch:
+        h.service.create(ADA, "USD")
+    assert mismatch.value.code == "cart_currency_mismatch"
+    assert mismatch.value.extra == {
+        "cart_id": cart_id,
+        "currency": "EUR",
+        "requested_currency": "USD",
+    }
+    # Same currency, or none: the active cart, as before.
+    for currency in ("EUR", None):
+        view, created = h.service.create(ADA, currency)
+        assert (view.cart_id, view.currency, created) == (cart_id, "EUR", False)
+    assert len(h.store.carts) == 1
+
+
+def test_a_cart_opened_concurrently_in_another_currency_is_refused_too() -> None:
+    h = Harness(currencies={"cus_ada": "EUR"})
+    cart_id = h.service.create(ADA)[0].cart_id
+    # The lookup misses it (another request is creating it); the store's get-or-create finds it.
+    h.store.customer_cart_id = lambda customer_id: None  # type: ignore[method-assign]
+    with pytest.raises(CartCurrencyMismatch) as mismatch:
+        h.service.create(ADA, "GBP")
+    assert mismatch.value.extra["cart_id"] == cart_id
+    view, created = h.service.create(ADA, "EUR")
+    assert (view.cart_id, created) == (cart_id, False)
 
 
 def test_add_item_emits_item_added_with_the_quantity_in_cart() -> None:
