@@ -56,9 +56,7 @@ def document_problems(document: OpenAPI) -> None:
                 continue
             responses = operation.responses if operation.responses is not None else {}
             responses["400"] = _problem("Malformed request: bad JSON, missing or mistyped field")
-            responses.setdefault(
-                "4XX", _problem("Refused: see `code` (401, 403, 404, 409, 422)")
-            )
+            responses.setdefault("4XX", _problem("Refused: see `code` (401, 403, 404, 409, 422)"))
             responses.setdefault("5XX", _problem("Server-side failure; 503 means retry later"))
             operation.responses = responses
             for parameter in operation.parameters or []:

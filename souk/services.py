@@ -19,19 +19,19 @@ from sqlalchemy import Engine
 
 from souk.settings import Settings
 from souk.wiring import build_outbox
-from transactional.carts.adapters import CatalogPriceBook, InventoryStock, customer_currency_of
+from transactional.carts.adapters import PipelinedShelf, customer_currency_of
 from transactional.carts.repository import RedisCarts, SqlCartsUnitOfWork
 from transactional.carts.service import CartService
 from transactional.catalog.repository import SqlCatalogUnitOfWork
 from transactional.catalog.service import CatalogService
 from transactional.checkout.adapters import (
-    AddressBook,
     CartsAdapter,
     OrdersAdapter,
     PaymentsAdapter,
     StockAdapter,
 )
 from transactional.checkout.dto import render as render_checkout
+from transactional.checkout.pipelined import PipelinedCheckoutUnitOfWork
 from transactional.checkout.repository import SqlCheckoutUnitOfWork
 from transactional.checkout.service import CheckoutService
 from transactional.customers.passwords import Argon2Passwords
@@ -43,8 +43,9 @@ from transactional.inventory.repository import SqlInventoryUnitOfWork
 from transactional.inventory.service import InventoryService
 from transactional.orders.repository import SqlOrdersUnitOfWork
 from transactional.orders.service import OrderService
-from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
+from transactional.payments.repository import SqlPaymentsUnitOfWork
 from transactional.payments.sandbox import SandboxCardGateway
+from transactional.payments.sandbox_ledger import SqlSandboxLedger
 from transactional.payments.service import PaymentService
 from transactional.sellers.repository import SqlSellersUnitOfWork
 from transactional.sellers.service import SellerService
@@ -90,7 +91,9 @@ def payment_gateway(
             f"unknown payment gateway {settings.payment_gateway!r} (SOUK_PAYMENT_GATEWAY); "
             "the only adapter is 'sandbox'"
         )
-    return SandboxCardGateway(SqlSandboxLedger(engine), clock=clock)
+    return SandboxCardGateway(
+        SqlSandboxLedger(engine), clock=clock, latency_s=settings.sandbox_latency_ms / 1000
+    )
 
 
 def build_services(
@@ -139,8 +142,7 @@ def build_services(
     carts = CartService(
         lambda: SqlCartsUnitOfWork(engine, outbox, cart_store),
         cart_store,
-        CatalogPriceBook(catalog),
-        InventoryStock(inventory),
+        PipelinedShelf(engine.raw_connection, outbox),
         region=settings.region,
         # Customers need the cart merger, so they are built after carts: look them up lazily.
         customer_currency=customer_currency_of(lambda: provided["customers"]),
@@ -172,8 +174,8 @@ def build_services(
     )
     checkout = CheckoutService(
         uow_of(SqlCheckoutUnitOfWork),
+        lambda: PipelinedCheckoutUnitOfWork(engine.raw_connection, outbox),
         carts=CartsAdapter(carts),
-        addresses=AddressBook(customers),
         stock=StockAdapter(inventory),
         orders=OrdersAdapter(orders),
         payments=PaymentsAdapter(payments),
@@ -182,6 +184,7 @@ def build_services(
         card_key=hashlib.sha256(b"souk-checkout-card:" + settings.jwt_secret.encode()).digest(),
         lease_s=settings.saga_recovery_after_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
+        regions=settings.regions,
         clock=clock,
     )
     tracking = TrackingService(

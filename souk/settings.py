@@ -6,6 +6,7 @@ A URL left unset means "start or use the embedded default"; a URL that is set me
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -69,6 +70,14 @@ class Settings(BaseSettings):
     reservation_ttl_s: int = Field(default=900, ge=1)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=1, description="Idempotency-Key life.")
     payment_gateway: str = Field(default="sandbox", description="Card processor adapter.")
+    # The sandbox plays a real processor's round trip on every call that would leave the
+    # machine (authorize, capture, void, refund, lookup), e.g. 300 for a card network.
+    sandbox_latency_ms: float = Field(default=0.0, ge=0)
+    # Request handlers are synchronous, so a checkout waiting on the processor holds a worker
+    # thread (not a CPU). Unset: enough for `checkout_peak_per_s` checkouts/s at the
+    # processor's latency (2 calls each), never under 64. See `worker_threads`.
+    http_threads: int | None = Field(default=None, ge=1)
+    checkout_peak_per_s: float = Field(default=250.0, gt=0)
     # A saga step older than this with no progress is taken over by recovery.
     # Longer than the slowest step (a gateway timeout plus the pool wait), or recovery would
     # take over sagas that are still running.
@@ -89,6 +98,15 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [str(item).lower() for item in value]
         return value
+
+    @property
+    def worker_threads(self) -> int:
+        """Threads for synchronous handlers: SOUK_HTTP_THREADS, or sized from the processor's
+        latency (peak checkouts/s x 2 calls x latency, plus 64 for everything else)."""
+        if self.http_threads is not None:
+            return self.http_threads
+        waiting = self.checkout_peak_per_s * 2 * self.sandbox_latency_ms / 1000
+        return 64 + math.ceil(waiting)
 
     @property
     def state_dir(self) -> Path:

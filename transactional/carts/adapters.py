@@ -2,47 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection
 
-from transactional.carts.model import Offer
-from transactional.catalog.service import CatalogService
+from transactional.carts.model import Offer, ShelfView
+from transactional.catalog.pipelined import PipelinedCatalog
 from transactional.customers.service import CustomerService
-from transactional.inventory.service import InventoryService
+from transactional.inventory.pipelined import PipelinedStock
 from transactional.shared.errors import NotFound
+from transactional.shared.outbox import Outbox
+from transactional.shared.pipeline import PipelinedUnitOfWork, PooledConnection
 
 
-class CatalogPriceBook:
-    """The catalog's ``offers(skus)`` as the cart's PriceBook."""
+class PipelinedShelf:
+    """The cart's Shelf: the catalog's offers and inventory's availability in one round trip
+    (both slices' own statements, on one pipelined connection)."""
 
-    def __init__(self, catalog: CatalogService) -> None:
-        self._catalog = catalog
+    def __init__(self, connect: Callable[[], PooledConnection], outbox: Outbox) -> None:
+        self._connect = connect
+        self._outbox = outbox
 
-    def offers(self, skus: Sequence[str]) -> Mapping[str, Offer]:
-        """The offer of each known SKU among ``skus``."""
-        if not skus:
-            return {}
-        return {
-            sku: Offer(
-                sku=offer.sku,
-                product_id=offer.product_id,
-                seller_id=offer.seller_id,
-                title=offer.title,
-                status=offer.status,
-                prices=dict(offer.prices),
-            )
-            for sku, offer in self._catalog.offers(list(skus)).items()
-        }
-
-
-class InventoryStock:
-    """Inventory's ``availability(skus)`` as the cart's StockLevels."""
-
-    def __init__(self, inventory: InventoryService) -> None:
-        self._inventory = inventory
-
-    def availability(self, skus: Sequence[str]) -> Mapping[str, int]:
-        """Units available per SKU (absent = 0)."""
-        return self._inventory.availability(list(skus)) if skus else {}
+    def look(self, skus: Collection[str]) -> ShelfView:
+        """Offers and availability of ``skus``."""
+        wanted = sorted({sku for sku in skus if sku})
+        if not wanted:
+            return ShelfView({}, {})
+        with PipelinedUnitOfWork(self._connect, self._outbox) as uow:
+            offers = PipelinedCatalog(uow).offers(wanted)
+            availability = PipelinedStock(uow).availability(wanted)
+            uow.sync()
+        return ShelfView(
+            {
+                sku: Offer(
+                    sku=offer.sku,
+                    product_id=offer.product_id,
+                    seller_id=offer.seller_id,
+                    title=offer.title,
+                    status=offer.status,
+                    prices=dict(offer.prices),
+                )
+                for sku, offer in offers.get().items()
+            },
+            availability.get(),
+        )
 
 
 def customer_currency_of(customers: Callable[[], CustomerService]) -> Callable[[str], str | None]:

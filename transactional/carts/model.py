@@ -6,7 +6,7 @@ stock are never trusted from the cart: the view re-reads them from the catalog a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
@@ -447,18 +447,30 @@ def price_cart(
 # -- ports -------------------------------------------------------------------------------
 
 
-class PriceBook(Protocol):
-    """Current offers of SKUs (the catalog)."""
+@dataclass(frozen=True)
+class ShelfView:
+    """What the catalog and inventory say of some SKUs right now."""
 
-    def offers(self, skus: Sequence[str]) -> Mapping[str, Offer]:
-        """The offer of each known SKU among ``skus``; unknown SKUs are absent."""
+    offers: Mapping[str, Offer]  # unknown SKUs are absent
+    availability: Mapping[str, int]  # units available across warehouses; absent = 0
+
+    def offer(self, sku: str) -> Offer:
+        """The SKU's offer; UnknownSku if the catalog has none."""
+        offer = self.offers.get(sku)
+        if offer is None:
+            raise UnknownSku(f"no SKU {sku} in the catalog", sku=sku)
+        return offer
+
+    def available(self, sku: str) -> int:
+        """Units of the SKU available to sell (0 if none)."""
+        return self.availability.get(sku, 0)
 
 
-class StockLevels(Protocol):
-    """Current availability of SKUs (inventory)."""
+class Shelf(Protocol):
+    """Current offers (the catalog) and availability (inventory) of SKUs, read together."""
 
-    def availability(self, skus: Sequence[str]) -> Mapping[str, int]:
-        """Units available to sell, per SKU, across warehouses (absent = 0)."""
+    def look(self, skus: Collection[str]) -> ShelfView:
+        """Offers and availability of ``skus`` (one round trip where the store allows)."""
 
 
 class CartRepository(Protocol):

@@ -22,9 +22,10 @@ from typing import Any, ParamSpec, Self, TypeVar, cast
 
 import redis
 from redis.commands.core import Script
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from transactional.carts.model import Cart, CartNotFound, Line, LineChange, Marker
+from transactional.shared.db import sql
 from transactional.shared.errors import StoreUnavailable
 from transactional.shared.outbox import Outbox
 from transactional.shared.unit_of_work import SqlUnitOfWork
@@ -311,7 +312,7 @@ class SqlCartsUnitOfWork(SqlUnitOfWork):
         """Serialise writers of these keys until the transaction ends (sorted: no deadlock)."""
         for key in sorted(set(keys)):
             self.connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+                sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
             )
 
     def commit(self) -> None:

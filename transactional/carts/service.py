@@ -25,10 +25,7 @@ from transactional.carts.model import (
     CartRepository,
     CartView,
     LineChange,
-    Offer,
-    PriceBook,
-    StockLevels,
-    UnknownSku,
+    Shelf,
     price_cart,
 )
 from transactional.shared.auth import Principal
@@ -76,8 +73,7 @@ class CartService:
         self,
         uow: Callable[[], CartsUnitOfWork],
         carts: CartRepository,
-        prices: PriceBook,
-        stock: StockLevels,
+        shelf: Shelf,
         *,
         region: str,
         customer_currency: Callable[[str], str | None],
@@ -85,8 +81,7 @@ class CartService:
     ) -> None:
         self._uow = uow
         self._carts = carts
-        self._prices = prices
-        self._stock = stock
+        self._shelf = shelf
         self._region = region
         self._customer_currency = customer_currency
         self._clock = clock
@@ -152,25 +147,30 @@ class CartService:
         attribution: Attribution | None = None,
     ) -> CartView:
         """Add units of a SKU at its current price; emits ``cart.item_added``."""
-        self._visible(self._carts.get(cart_id), cart_id, principal)  # 404 before other calls
-        offer = self._offer(sku)
-        available = self._available(sku)
+        stored = self._visible(self._carts.get(cart_id), cart_id, principal)  # 404 first
+        # One read for the SKU added and the cart's lines: the answer is priced from it too.
+        looked = {sku, *stored.lines}
+        shelf = self._shelf.look(looked)
+        offer = shelf.offer(sku)
         with self._uow() as uow:
             uow.lock(_cart_lock(cart_id))
             cart = self._visible(uow.carts.get(cart_id), cart_id, principal)
-            change = cart.add(offer, quantity, available, self._clock())
+            change = cart.add(offer, quantity, shelf.available(sku), self._clock())
             after = uow.carts.apply(cart, change)
             uow.emit(self._added(cart, change, after, attribution or Attribution()))
             self._commit(uow)
-        return self._price(cart)
+        if set(cart.lines) <= looked:
+            return price_cart(cart, shelf.offers, shelf.availability)
+        return self._price(cart)  # lines added meanwhile by another request
 
     def set_quantity(
         self, cart_id: str, principal: Principal | None, sku: str, quantity: int
     ) -> CartView:
         """Set a line's quantity (0 removes it); emits the matching added/removed event."""
         self._visible(self._carts.get(cart_id), cart_id, principal)
-        offer = self._prices.offers([sku]).get(sku) if quantity > 0 else None
-        available = self._available(sku) if quantity > 0 else 0
+        shelf = self._shelf.look([sku]) if quantity > 0 else None
+        offer = shelf.offers.get(sku) if shelf is not None else None
+        available = shelf.available(sku) if shelf is not None else 0
         with self._uow() as uow:
             uow.lock(_cart_lock(cart_id))
             cart = self._visible(uow.carts.get(cart_id), cart_id, principal)
@@ -232,7 +232,8 @@ class CartService:
                 uow.commit()  # keeps a customer cart created above
                 return target.cart_id
             now = self._clock()
-            changes, _dropped = target.absorb(guest, self._prices.offers(list(guest.lines)), now)
+            offers = self._shelf.look(guest.lines).offers
+            changes, _dropped = target.absorb(guest, offers, now)
             for change in changes:
                 after = uow.carts.apply(target, change)
                 uow.emit(self._added(target, change, after, Attribution(session_id=guest.cart_id)))
@@ -307,20 +308,12 @@ class CartService:
             )
         return currency
 
-    def _offer(self, sku: str) -> Offer:
-        offer = self._prices.offers([sku]).get(sku)
-        if offer is None:
-            raise UnknownSku(f"no SKU {sku} in the catalog", sku=sku)
-        return offer
-
-    def _available(self, sku: str) -> int:
-        return self._stock.availability([sku]).get(sku, 0)
-
     def _price(self, cart: Cart) -> CartView:
         skus: Sequence[str] = list(cart.lines)
         if not skus:
             return price_cart(cart, {}, {})
-        return price_cart(cart, self._prices.offers(skus), self._stock.availability(skus))
+        shelf = self._shelf.look(skus)
+        return price_cart(cart, shelf.offers, shelf.availability)
 
     def _added(
         self, cart: Cart, change: LineChange, after: int, attribution: Attribution

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, Self
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from transactional.catalog.model import (
@@ -19,6 +19,7 @@ from transactional.catalog.model import (
     SkuOffer,
     Variant,
 )
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _PRODUCT_COLUMNS = (
@@ -26,6 +27,14 @@ _PRODUCT_COLUMNS = (
     "currency, status, version, created_at, updated_at"
 )
 _UNIQUE_VIOLATION = "23505"
+
+
+# Shared with the pipelined adapter (``pipelined.py``).
+OFFERS = (
+    "SELECT v.sku, v.product_id, p.seller_id, p.title, p.status, v.prices "
+    "FROM product_variants v JOIN products p ON p.product_id = v.product_id "
+    "WHERE v.sku = ANY(:skus)"
+)
 
 
 class SqlCatalogRepository:
@@ -39,7 +48,7 @@ class SqlCatalogRepository:
     def categories(self) -> list[Category]:
         """Every category."""
         rows = self._connection.execute(
-            text("SELECT category_id, name, slug, parent_id FROM categories")
+            sql("SELECT category_id, name, slug, parent_id FROM categories")
         ).mappings()
         return [Category(**row) for row in rows]
 
@@ -48,7 +57,7 @@ class SqlCatalogRepository:
         try:
             with self._connection.begin_nested():
                 self._connection.execute(
-                    text(
+                    sql(
                         "INSERT INTO categories (category_id, name, slug, parent_id) "
                         "VALUES (:category_id, :name, :slug, :parent_id)"
                     ),
@@ -78,7 +87,7 @@ class SqlCatalogRepository:
         try:
             with self._connection.begin_nested():
                 self._connection.execute(
-                    text(
+                    sql(
                         f"INSERT INTO products ({_PRODUCT_COLUMNS}) VALUES (:product_id, :shard, "
                         ":seller_id, :title, :description, :brand, :category_id, "
                         "CAST(:attributes AS jsonb), CAST(:images AS jsonb), :currency, :status, "
@@ -102,7 +111,7 @@ class SqlCatalogRepository:
                     },
                 )
                 self._connection.execute(
-                    text(
+                    sql(
                         "INSERT INTO product_variants (sku, product_id, position, attributes, "
                         "prices) VALUES (:sku, :product_id, :position, "
                         "CAST(:attributes AS jsonb), CAST(:prices AS jsonb))"
@@ -130,7 +139,7 @@ class SqlCatalogRepository:
         lock = " FOR UPDATE" if for_update else ""
         row = (
             self._connection.execute(
-                text(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE product_id = :id{lock}"),
+                sql(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE product_id = :id{lock}"),
                 {"id": product_id},
             )
             .mappings()
@@ -143,7 +152,7 @@ class SqlCatalogRepository:
     def update_product(self, product: Product) -> None:
         """Persist a changed product (descriptive fields, version, variant prices)."""
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE products SET title = :title, description = :description, brand = :brand, "
                 "status = :status, version = :version, updated_at = :updated_at "
                 "WHERE product_id = :product_id"
@@ -159,7 +168,7 @@ class SqlCatalogRepository:
             },
         )
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE product_variants SET prices = CAST(:prices AS jsonb) "
                 "WHERE sku = :sku AND product_id = :product_id"
             ),
@@ -182,7 +191,7 @@ class SqlCatalogRepository:
         condition = " AND ".join(where)
         rows = (
             self._connection.execute(
-                text(
+                sql(
                     f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE {condition} "
                     "ORDER BY created_at DESC, product_id DESC LIMIT :limit OFFSET :offset"
                 ),
@@ -192,7 +201,7 @@ class SqlCatalogRepository:
             .all()
         )
         total = self._connection.execute(
-            text(f"SELECT count(*) FROM products WHERE {condition}"), params
+            sql(f"SELECT count(*) FROM products WHERE {condition}"), params
         ).scalar_one()
         variants = self._variants([row["product_id"] for row in rows])
         return [_product(row, variants[row["product_id"]]) for row in rows], int(total)
@@ -200,11 +209,7 @@ class SqlCatalogRepository:
     def offers(self, skus: Collection[str]) -> dict[str, SkuOffer]:
         """The offer of each existing SKU among ``skus``, in one query."""
         rows = self._connection.execute(
-            text(
-                "SELECT v.sku, v.product_id, p.seller_id, p.title, p.status, v.prices "
-                "FROM product_variants v JOIN products p ON p.product_id = v.product_id "
-                "WHERE v.sku = ANY(:skus)"
-            ),
+            sql(OFFERS),
             {"skus": list(skus)},
         ).mappings()
         return {
@@ -223,7 +228,7 @@ class SqlCatalogRepository:
 
     def _taken(self, skus: Sequence[str]) -> list[str]:
         rows = self._connection.execute(
-            text("SELECT sku FROM product_variants WHERE sku = ANY(:skus) ORDER BY sku"),
+            sql("SELECT sku FROM product_variants WHERE sku = ANY(:skus) ORDER BY sku"),
             {"skus": list(skus)},
         ).scalars()
         return [str(sku) for sku in rows]
@@ -233,7 +238,7 @@ class SqlCatalogRepository:
         if not product_ids:
             return variants
         rows = self._connection.execute(
-            text(
+            sql(
                 "SELECT product_id, sku, attributes, prices FROM product_variants "
                 "WHERE product_id = ANY(:ids) ORDER BY product_id, position"
             ),

@@ -1,132 +1,87 @@
-"""Adapters of the saga's ports onto the other slices' services (wired in ``souk.services``).
+"""Adapters of the checkout's ports onto the other slices' services (wired in
+``souk.services``).
 
 Each translates the slice's own types and errors into the checkout model's: a payment
-gateway timeout becomes :class:`PaymentOutcomeUnknown`, a cart's unavailable lines become
-unpriced items, an order's allocations become one order line per warehouse.
+gateway timeout becomes :class:`PaymentOutcomeUnknown`, a payment's status a
+:class:`PaymentState`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
 
-from schemas.common import Address
+from transactional.carts.model import Cart
 from transactional.carts.service import CartService
 from transactional.checkout.model import (
-    Allocation,
     Authorization,
     Card,
-    CartItem,
-    CartSnapshot,
-    OrderRequest,
     PaymentLookup,
     PaymentOutcomeUnknown,
     PaymentState,
-    PlacedOrder,
-    ShippingAddress,
-    Totals,
 )
-from transactional.customers.service import CustomerService
+from transactional.inventory.model import Pick, Reservation, StockKey, StockLevel
 from transactional.inventory.service import InventoryService
 from transactional.orders.model import CANCEL_REASONS, CancelReason
-from transactional.orders.service import OrderService, PlaceOrder
+from transactional.orders.service import OrderService
 from transactional.payments.model import Card as GatewayCard
-from transactional.payments.model import GatewayTimeout, PaymentNotFound
+from transactional.payments.model import GatewayTimeout, Payment, PaymentNotFound
 from transactional.payments.service import PaymentService
 from transactional.shared.auth import Principal
 from transactional.shared.errors import NotFound
 
+T = TypeVar("T")
 CHECKOUT_ACTOR = "system:checkout"
 
 
 class CartsAdapter:
-    """``CartService.snapshot/checked_out`` as the saga's Carts port."""
+    """``CartService.contents/checked_out`` as the saga's Carts port."""
 
     def __init__(self, carts: CartService) -> None:
         self._carts = carts
 
-    def snapshot(self, cart_id: str, principal: Principal) -> CartSnapshot:
-        """The caller's cart priced now; unavailable lines come without a price."""
-        view = self._carts.snapshot(cart_id, principal)
-        items = [
-            CartItem(
-                sku=line.sku,
-                product_id=line.product_id,
-                seller_id=line.seller_id,
-                title=line.title,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price_minor,
-                available=line.available,
-            )
-            for line in view.lines
-        ]
-        items += [
-            CartItem(
-                sku=line.sku,
-                product_id=line.product_id,
-                seller_id="",
-                title="",
-                quantity=line.quantity,
-                unit_price_minor=None,
-                unavailable=line.reason,
-            )
-            for line in view.unavailable
-        ]
-        return CartSnapshot(
-            cart_id=view.cart_id,
-            customer_id=view.customer_id,
-            currency=view.currency,
-            lines=tuple(items),
-            subtotal_minor=view.subtotal_minor,
-        )
+    def contents(self, cart_id: str, principal: Principal) -> Cart:
+        """The caller's cart as stored; NotFound if unknown or someone else's."""
+        return self._carts.contents(cart_id, principal)
 
     def checked_out(self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
         """Take the bought units out of the cart (idempotent per order)."""
         self._carts.checked_out(cart_id, order_id, lines)
 
 
-class AddressBook:
-    """``CustomerService.get(customer_id).address(address_id)`` as the Addresses port."""
-
-    def __init__(self, customers: CustomerService) -> None:
-        self._customers = customers
-
-    def address(self, customer_id: str, address_id: str) -> ShippingAddress | None:
-        """One of the customer's saved addresses, or None."""
-        try:
-            customer = self._customers.get(customer_id)
-        except NotFound:
-            return None
-        found = customer.address(address_id)
-        if found is None:
-            return None
-        return ShippingAddress(
-            full_name=found.full_name,
-            line1=found.line1,
-            line2=found.line2,
-            city=found.city,
-            subdivision=found.subdivision,
-            postal_code=found.postal_code,
-            country=found.country,
-            phone=found.phone,
-            address_id=found.address_id,
-        )
-
-
 class StockAdapter:
-    """``InventoryService.reserve/commit/release`` as the Stock port."""
+    """``InventoryService`` as the Stock port."""
 
     def __init__(self, inventory: InventoryService) -> None:
         self._inventory = inventory
 
-    def reserve(
-        self, checkout_id: str, lines: Sequence[tuple[str, int]], ship_region: str
-    ) -> list[Allocation]:
-        """Hold all lines or none; InsufficientStock (409, with the SKUs) otherwise."""
-        return [
-            Allocation(a.reservation_id, a.sku, a.warehouse_id, a.quantity)
-            for a in self._inventory.reserve(checkout_id, lines, ship_region)
-        ]
+    def reserve_through(
+        self,
+        checkout_id: str,
+        lines: Sequence[tuple[str, int]],
+        ship_region: str,
+        hold: Callable[[list[Pick], dict[StockKey, StockLevel]], T],
+        *,
+        levels: Sequence[StockLevel] | None = None,
+    ) -> T:
+        """The Redis gate, then ``hold`` (PostgreSQL's final word), retried on a lost race."""
+        return self._inventory.reserve_through(checkout_id, lines, ship_region, hold, levels=levels)
+
+    def reservations_for(
+        self,
+        checkout_id: str,
+        picks: Sequence[Pick],
+        levels: Mapping[StockKey, StockLevel],
+        now: datetime,
+    ) -> list[Reservation]:
+        """The held reservations that make ``picks`` durable."""
+        return self._inventory.reservations_for(checkout_id, picks, levels, now)
+
+    def give_back(self, units: Mapping[StockKey, int]) -> None:
+        """Return released units to the Redis counters."""
+        self._inventory.give_back(units)
 
     def commit(self, checkout_id: str, order_id: str) -> None:
         """Sell the held units to the order (idempotent)."""
@@ -146,54 +101,6 @@ class OrdersAdapter:
 
     def __init__(self, orders: OrderService) -> None:
         self._orders = orders
-
-    def place(self, request: OrderRequest) -> PlacedOrder:
-        """Create the checkout's order (idempotent per checkout id)."""
-        plan = request.plan
-        by_sku = {line.sku: line for line in plan.lines}
-        lines = [
-            (
-                a.sku,
-                by_sku[a.sku].product_id,
-                by_sku[a.sku].seller_id,
-                by_sku[a.sku].title,
-                a.quantity,
-                by_sku[a.sku].unit_price_minor,
-                a.warehouse_id,
-            )
-            for a in request.allocations
-        ]
-        shipping = plan.shipping
-        order = self._orders.place(
-            PlaceOrder(
-                checkout_id=request.checkout_id,
-                customer_id=request.customer_id,
-                region=request.region,
-                currency=plan.currency,
-                lines=lines,
-                shipping_address=Address(
-                    country=shipping.country,
-                    subdivision=shipping.subdivision,
-                    city=shipping.city,
-                    postal_code=shipping.postal_code,
-                    address_id=shipping.address_id,
-                ),
-                payment_method="card",
-                payment_id=request.payment_id,
-            )
-        )
-        totals = order.totals
-        return PlacedOrder(
-            order.order_id,
-            Totals(
-                currency=order.currency,
-                subtotal_minor=totals.subtotal_minor,
-                discount_minor=totals.discount_minor,
-                shipping_minor=totals.shipping_minor,
-                tax_minor=totals.tax_minor,
-                grand_total_minor=totals.grand_total,
-            ),
-        )
 
     def order_of_checkout(self, checkout_id: str) -> str | None:
         """The id of the checkout's order, if one was placed."""
@@ -235,6 +142,25 @@ class PaymentsAdapter:
 
     def __init__(self, payments: PaymentService) -> None:
         self._payments = payments
+
+    @property
+    def gateway(self) -> str:
+        """The processor adapter's name."""
+        return self._payments.gateway
+
+    def hold(self, payment: Payment) -> None:
+        """Authorise at the processor, applied to ``payment`` in memory only."""
+        try:
+            self._payments.hold(payment)
+        except GatewayTimeout as timeout:
+            raise PaymentOutcomeUnknown(str(timeout)) from timeout
+
+    def collect(self, payment: Payment) -> int:
+        """Capture at the processor, applied to ``payment`` in memory only."""
+        try:
+            return self._payments.collect(payment)
+        except GatewayTimeout as timeout:
+            raise PaymentOutcomeUnknown(str(timeout)) from timeout
 
     def tokenize(self, card: Card, customer_id: str) -> str:
         """Vault a raw card at the gateway as the customer's; its token."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from transactional.shared.errors import Conflict, DomainError, InvalidRequest
 
 if TYPE_CHECKING:  # a type only: the domain imports no token library
-    from transactional.shared.auth import Principal
+    pass
 
 # -- typed errors ------------------------------------------------------------------------
 
@@ -73,6 +73,12 @@ class OrderCancelled(Conflict):
     """The order was cancelled (e.g. by support) while the checkout was paying for it."""
 
     code = "order_cancelled"
+
+
+class CartInCheckout(Conflict):
+    """Another checkout of this cart is running: a cart is checked out once at a time."""
+
+    code = "checkout_in_progress"
 
 
 class CheckoutNotCompleted(Conflict):
@@ -215,50 +221,7 @@ def request_fingerprint(canonical: Mapping[str, Any]) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-# -- what the saga talks to (ports; adapted to the real slices in souk/services.py) ----
-
-
-@dataclass(frozen=True)
-class CartItem:
-    """One cart line as the cart slice sees it now."""
-
-    sku: str
-    product_id: str
-    seller_id: str
-    title: str
-    quantity: int
-    unit_price_minor: int | None  # None: cannot be bought now (see ``unavailable``)
-    available: int | None = None  # units available across warehouses, if known
-    # Why the line cannot be bought: unknown_sku, not_for_sale, price_unavailable.
-    unavailable: str | None = None
-
-
-@dataclass(frozen=True)
-class CartSnapshot:
-    """A priced view of a cart."""
-
-    cart_id: str
-    customer_id: str | None
-    currency: str
-    lines: tuple[CartItem, ...]
-    subtotal_minor: int
-
-
-class Carts(Protocol):
-    """The cart slice."""
-
-    def snapshot(self, cart_id: str, principal: Principal) -> CartSnapshot:
-        """The caller's cart now; NotFound if it is unknown or someone else's."""
-
-    def checked_out(self, cart_id: str, order_id: str, lines: Sequence[tuple[str, int]]) -> None:
-        """Take the bought (SKU, units) out of the cart, nothing else (idempotent per order)."""
-
-
-class Addresses(Protocol):
-    """The customer slice's address book."""
-
-    def address(self, customer_id: str, address_id: str) -> ShippingAddress | None:
-        """One of the customer's saved addresses, or None."""
+# -- what the saga is made of (its ports are in ports.py) ---------------------------
 
 
 @dataclass(frozen=True)
@@ -269,24 +232,6 @@ class Allocation:
     sku: str
     warehouse_id: str
     quantity: int
-
-
-class Stock(Protocol):
-    """The inventory slice."""
-
-    def reserve(
-        self, checkout_id: str, lines: Sequence[tuple[str, int]], ship_region: str
-    ) -> list[Allocation]:
-        """Hold all lines or none (idempotent per checkout); InsufficientStock (409) otherwise."""
-
-    def commit(self, checkout_id: str, order_id: str) -> None:
-        """Turn the checkout's reservations into sales (idempotent)."""
-
-    def release(self, checkout_id: str, reason: str) -> None:
-        """Give the checkout's reserved units back (idempotent; no-op once committed)."""
-
-    def restock(self, order_id: str, reason: str) -> None:
-        """Put the units sold to the order back on sale (idempotent; no-op if none were)."""
 
 
 @dataclass(frozen=True)
@@ -325,44 +270,11 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class OrderRequest:
-    """Everything the order slice needs to place the order of a checkout."""
-
-    checkout_id: str
-    customer_id: str
-    region: str
-    plan: Plan
-    allocations: tuple[Allocation, ...]
-    payment_method: str = "card"
-    # Known before the order exists: a cancel of the order then voids the payment too.
-    payment_id: str | None = None
-
-
-@dataclass(frozen=True)
 class PlacedOrder:
     """An order the order slice created (or already had) for the checkout."""
 
     order_id: str
     totals: Totals
-
-
-class Orders(Protocol):
-    """The order slice."""
-
-    def place(self, request: OrderRequest) -> PlacedOrder:
-        """Create the checkout's order (idempotent per checkout id)."""
-
-    def order_of_checkout(self, checkout_id: str) -> str | None:
-        """The id of the checkout's order, if one was placed."""
-
-    def is_payable(self, order_id: str) -> bool:
-        """Whether the order still awaits its payment (placed, no cancel begun)."""
-
-    def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
-        """Record the captured payment on the order (idempotent)."""
-
-    def cancel(self, order_id: str, reason: str) -> None:
-        """Cancel the order (idempotent; a no-op if already cancelled)."""
 
 
 class PaymentState(StrEnum):
@@ -396,31 +308,6 @@ class Authorization:
     currency: str
     instrument_token: str
     idempotency_key: str
-
-
-class Payments(Protocol):
-    """The payment slice; raises PaymentDeclined (402) or PaymentOutcomeUnknown."""
-
-    def tokenize(self, card: Card, customer_id: str) -> str:
-        """Vault a raw card as the customer's; its token (the only place a card number goes)."""
-
-    def owns(self, token: str, customer_id: str) -> bool:
-        """Whether a vault token is this customer's (unknown or another's: False)."""
-
-    def authorize(self, authorization: Authorization) -> None:
-        """Hold the amount on the instrument."""
-
-    def capture(self, payment_id: str) -> None:
-        """Collect the authorized amount."""
-
-    def void(self, payment_id: str) -> None:
-        """Drop an authorization (idempotent; no-op if nothing is held or it is unknown)."""
-
-    def refund(self, payment_id: str) -> None:
-        """Give a captured payment back in full."""
-
-    def lookup(self, payment_id: str, idempotency_key: str) -> PaymentLookup:
-        """The processor's view of a payment (by our id, else by the call's idempotency key)."""
 
 
 # -- the saga -----------------------------------------------------------------------------

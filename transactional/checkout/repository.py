@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from transactional.checkout.model import (
     Allocation,
@@ -21,6 +22,7 @@ from transactional.checkout.model import (
     StoredResponse,
     Totals,
 )
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _COLUMNS = (
@@ -41,6 +43,99 @@ def _placeholders(columns: str) -> str:
     return ", ".join(f"CAST(:{n} AS jsonb)" if n in _JSON else f":{n}" for n in names)
 
 
+# Statements shared with the pipelined adapter (``pipelined.py``).
+INSERT_CHECKOUT = f"INSERT INTO checkouts ({_COLUMNS}) VALUES ({_placeholders(_COLUMNS)})"
+# Fenced: only the lease holder writes a pending saga.
+SAVE_CHECKOUT = (
+    "UPDATE checkouts SET "
+    + ", ".join(
+        f"{name} = {placeholder}"
+        for name, placeholder in zip(
+            [n.strip() for n in _MUTABLE.split(",")],
+            _placeholders(_MUTABLE).split(", "),
+            strict=True,
+        )
+    )
+    + " WHERE checkout_id = :checkout_id AND lease_owner = :owner AND status = 'pending'"
+)
+RENEW_LEASE = (
+    "UPDATE checkouts SET lease_until = :until WHERE checkout_id = :id "
+    "AND lease_owner = :owner AND status = 'pending'"
+)
+CLAIM_KEY = (
+    "INSERT INTO checkout_idempotency_keys (customer_id, idempotency_key, "
+    "fingerprint, checkout_id, created_at, expires_at) VALUES (:customer_id, :key, "
+    ":fingerprint, :checkout_id, :created_at, :expires_at) "
+    "ON CONFLICT (customer_id, idempotency_key) DO UPDATE SET "
+    "fingerprint = EXCLUDED.fingerprint, checkout_id = EXCLUDED.checkout_id, "
+    "response_status = NULL, response_body = NULL, "
+    "created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at "
+    "WHERE checkout_idempotency_keys.expires_at <= EXCLUDED.created_at "
+    "RETURNING checkout_id"
+)
+GET_KEY = (
+    "SELECT customer_id, idempotency_key, fingerprint, checkout_id, created_at, "
+    "expires_at, response_status, response_body FROM checkout_idempotency_keys "
+    "WHERE customer_id = :customer_id AND idempotency_key = :key"
+)
+FINISH_KEY = (
+    "UPDATE checkout_idempotency_keys SET response_status = :status, "
+    "response_body = CAST(:body AS jsonb) WHERE customer_id = :customer_id "
+    "AND idempotency_key = :key AND checkout_id = :checkout_id"
+)
+CLAIM_CART = (
+    "INSERT INTO checkout_cart_claims (cart_id, checkout_id, claimed_at) "
+    "VALUES (:cart_id, :checkout_id, :at) ON CONFLICT (cart_id) DO NOTHING"
+)
+CART_HOLDER = "SELECT checkout_id FROM checkout_cart_claims WHERE cart_id = :cart_id"
+RELEASE_CART = (
+    "DELETE FROM checkout_cart_claims WHERE cart_id = :cart_id AND checkout_id = :checkout_id"
+)
+
+
+def key_row(record: IdempotencyRecord) -> dict[str, Any]:
+    """The parameters of CLAIM_KEY."""
+    return {
+        "customer_id": record.customer_id,
+        "key": record.key,
+        "fingerprint": record.fingerprint,
+        "checkout_id": record.checkout_id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
+
+
+def finish_row(
+    customer_id: str, key: str, checkout_id: str, response: StoredResponse
+) -> dict[str, Any]:
+    """The parameters of FINISH_KEY."""
+    return {
+        "customer_id": customer_id,
+        "key": key,
+        "checkout_id": checkout_id,
+        "status": response.status,
+        "body": json.dumps(response.body),
+    }
+
+
+def key_record(row: Mapping[str, Any]) -> IdempotencyRecord:
+    """An idempotency record from a GET_KEY row."""
+    response = (
+        None
+        if row["response_status"] is None
+        else StoredResponse(row["response_status"], row["response_body"])
+    )
+    return IdempotencyRecord(
+        customer_id=row["customer_id"],
+        key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        checkout_id=row["checkout_id"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        response=response,
+    )
+
+
 class SqlCheckoutRepository:
     """Sagas in the ``checkouts`` table; writes are fenced by ``lease_owner``."""
 
@@ -49,16 +144,13 @@ class SqlCheckoutRepository:
 
     def add(self, checkout: Checkout) -> None:
         """Insert a new saga."""
-        self._connection.execute(
-            text(f"INSERT INTO checkouts ({_COLUMNS}) VALUES ({_placeholders(_COLUMNS)})"),
-            _row(checkout),
-        )
+        self._connection.execute(sql(INSERT_CHECKOUT), checkout_row(checkout))
 
     def get(self, checkout_id: str) -> Checkout | None:
         """A saga by id, or None."""
         row = (
             self._connection.execute(
-                text(f"SELECT {_READ} FROM checkouts WHERE checkout_id = :id"),
+                sql(f"SELECT {_READ} FROM checkouts WHERE checkout_id = :id"),
                 {"id": checkout_id},
             )
             .mappings()
@@ -68,32 +160,15 @@ class SqlCheckoutRepository:
 
     def save(self, checkout: Checkout, owner: str) -> bool:
         """Write the saga if ``owner`` still holds its lease; False if someone took it over."""
-        assignments = ", ".join(
-            f"{name} = {placeholder}"
-            for name, placeholder in zip(
-                [n.strip() for n in _MUTABLE.split(",")],
-                _placeholders(_MUTABLE).split(", "),
-                strict=True,
-            )
-        )
         result = self._connection.execute(
-            text(
-                f"UPDATE checkouts SET {assignments} "
-                "WHERE checkout_id = :checkout_id AND lease_owner = :owner "
-                "AND status = 'pending'"
-            ),
-            {**_row(checkout), "owner": owner},
+            sql(SAVE_CHECKOUT), {**checkout_row(checkout), "owner": owner}
         )
         return bool(result.rowcount)
 
     def renew(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
         """Extend ``owner``'s lease of a pending saga; False if it is no longer theirs."""
         result = self._connection.execute(
-            text(
-                "UPDATE checkouts SET lease_until = :until WHERE checkout_id = :id "
-                "AND lease_owner = :owner AND status = 'pending'"
-            ),
-            {"id": checkout_id, "owner": owner, "until": lease_until},
+            sql(RENEW_LEASE), {"id": checkout_id, "owner": owner, "until": lease_until}
         )
         return bool(result.rowcount)
 
@@ -103,7 +178,7 @@ class SqlCheckoutRepository:
         """Take the lease of pending sagas whose lease ran out (skipping locked ones); each
         claim counts one more recovery attempt."""
         rows = self._connection.execute(
-            text(
+            sql(
                 "WITH stale AS (SELECT checkout_id FROM checkouts "
                 "WHERE status = 'pending' AND lease_until < :now "
                 "ORDER BY lease_until LIMIT :limit FOR UPDATE SKIP LOCKED) "
@@ -118,7 +193,7 @@ class SqlCheckoutRepository:
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE checkouts SET lease_until = :at WHERE checkout_id = :id "
                 "AND lease_owner = :owner AND status = 'pending'"
             ),
@@ -134,27 +209,7 @@ class SqlIdempotencyKeys:
 
     def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Insert the key (or take over an expired one): None if claimed, else the live record."""
-        claimed = self._connection.execute(
-            text(
-                "INSERT INTO checkout_idempotency_keys (customer_id, idempotency_key, "
-                "fingerprint, checkout_id, created_at, expires_at) VALUES (:customer_id, :key, "
-                ":fingerprint, :checkout_id, :created_at, :expires_at) "
-                "ON CONFLICT (customer_id, idempotency_key) DO UPDATE SET "
-                "fingerprint = EXCLUDED.fingerprint, checkout_id = EXCLUDED.checkout_id, "
-                "response_status = NULL, response_body = NULL, "
-                "created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at "
-                "WHERE checkout_idempotency_keys.expires_at <= EXCLUDED.created_at "
-                "RETURNING checkout_id"
-            ),
-            {
-                "customer_id": record.customer_id,
-                "key": record.key,
-                "fingerprint": record.fingerprint,
-                "checkout_id": record.checkout_id,
-                "created_at": record.created_at,
-                "expires_at": record.expires_at,
-            },
-        ).first()
+        claimed = self._connection.execute(sql(CLAIM_KEY), key_row(record)).first()
         if claimed is not None:
             return None
         existing = self.get(record.customer_id, record.key)
@@ -165,57 +220,24 @@ class SqlIdempotencyKeys:
     def get(self, customer_id: str, key: str) -> IdempotencyRecord | None:
         """A customer's key, or None."""
         row = (
-            self._connection.execute(
-                text(
-                    "SELECT customer_id, idempotency_key, fingerprint, checkout_id, created_at, "
-                    "expires_at, response_status, response_body FROM checkout_idempotency_keys "
-                    "WHERE customer_id = :customer_id AND idempotency_key = :key"
-                ),
-                {"customer_id": customer_id, "key": key},
-            )
+            self._connection.execute(sql(GET_KEY), {"customer_id": customer_id, "key": key})
             .mappings()
             .first()
         )
-        if row is None:
-            return None
-        response = (
-            None
-            if row["response_status"] is None
-            else StoredResponse(row["response_status"], row["response_body"])
-        )
-        return IdempotencyRecord(
-            customer_id=row["customer_id"],
-            key=row["idempotency_key"],
-            fingerprint=row["fingerprint"],
-            checkout_id=row["checkout_id"],
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-            response=response,
-        )
+        return None if row is None else key_record(dict(row))
 
     def finish(
         self, customer_id: str, key: str, checkout_id: str, response: StoredResponse
     ) -> None:
         """Store the final response of the key's request."""
         self._connection.execute(
-            text(
-                "UPDATE checkout_idempotency_keys SET response_status = :status, "
-                "response_body = CAST(:body AS jsonb) WHERE customer_id = :customer_id "
-                "AND idempotency_key = :key AND checkout_id = :checkout_id"
-            ),
-            {
-                "customer_id": customer_id,
-                "key": key,
-                "checkout_id": checkout_id,
-                "status": response.status,
-                "body": json.dumps(response.body),
-            },
+            sql(FINISH_KEY), finish_row(customer_id, key, checkout_id, response)
         )
 
     def purge_expired(self, now: datetime) -> int:
         """Delete finished keys past their expiry; how many went."""
         result = self._connection.execute(
-            text(
+            sql(
                 "DELETE FROM checkout_idempotency_keys WHERE expires_at <= :now "
                 "AND response_status IS NOT NULL"
             ),
@@ -224,23 +246,53 @@ class SqlIdempotencyKeys:
         return int(result.rowcount)
 
 
+class SqlCartClaims:
+    """Which checkout holds a cart, in the ``checkout_cart_claims`` table."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def release(self, cart_id: str, checkout_id: str) -> None:
+        """Free the cart if ``checkout_id`` holds it."""
+        self._connection.execute(
+            sql(RELEASE_CART), {"cart_id": cart_id, "checkout_id": checkout_id}
+        )
+
+    def settled(self, older_than: datetime, limit: int) -> list[tuple[str, str, str]]:
+        """(cart, checkout, saga status) of claims older than ``older_than`` whose saga is
+        no longer pending (or gone): left behind by a crash after the saga ended."""
+        rows = self._connection.execute(
+            sql(
+                "SELECT k.cart_id, k.checkout_id, coalesce(c.status, 'failed') "
+                "FROM checkout_cart_claims AS k LEFT JOIN checkouts AS c USING (checkout_id) "
+                "WHERE k.claimed_at < :before AND coalesce(c.status, 'failed') <> 'pending' "
+                "ORDER BY k.claimed_at LIMIT :limit"
+            ),
+            {"before": older_than, "limit": limit},
+        )
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
 class SqlCheckoutUnitOfWork(SqlUnitOfWork):
-    """A transaction with ``checkouts`` and ``idempotency`` attached."""
+    """A transaction with ``checkouts``, ``idempotency`` and ``claims`` attached."""
 
     checkouts: SqlCheckoutRepository
     idempotency: SqlIdempotencyKeys
+    claims: SqlCartClaims
 
     def __enter__(self) -> Self:
         super().__enter__()
         self.checkouts = SqlCheckoutRepository(self.connection)
         self.idempotency = SqlIdempotencyKeys(self.connection)
+        self.claims = SqlCartClaims(self.connection)
         return self
 
 
 # -- row mapping ------------------------------------------------------------------------------
 
 
-def _row(checkout: Checkout) -> dict[str, Any]:
+def checkout_row(checkout: Checkout) -> dict[str, Any]:
+    """The checkouts row of a saga (JSON columns encoded)."""
     plan = checkout.plan
     return {
         "checkout_id": checkout.checkout_id,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from transactional.customers.model import Address, Customer, EmailTaken
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _CUSTOMER_COLUMNS = (
     "customer_id, email, password_hash, name, region, country, locale, currency, roles, created_at"
 )
-_ADDRESS_COLUMNS = (
+ADDRESS_COLUMNS = (
     "address_id, customer_id, full_name, line1, line2, city, subdivision, postal_code, country, "
     "phone, is_default"
 )
@@ -30,7 +31,7 @@ class SqlCustomerRepository:
         try:
             with self._connection.begin_nested():
                 self._connection.execute(
-                    text(
+                    sql(
                         f"INSERT INTO customers ({_CUSTOMER_COLUMNS}) VALUES (:customer_id, "
                         ":email, :password_hash, :name, :region, :country, :locale, :currency, "
                         ":roles, :created_at)"
@@ -63,8 +64,8 @@ class SqlCustomerRepository:
         """Insert new addresses and rewrite the default flags."""
         rows = [_address_row(address) for address in customer.addresses]
         self._connection.execute(
-            text(
-                f"INSERT INTO customer_addresses ({_ADDRESS_COLUMNS}) VALUES (:address_id, "
+            sql(
+                f"INSERT INTO customer_addresses ({ADDRESS_COLUMNS}) VALUES (:address_id, "
                 ":customer_id, :full_name, :line1, :line2, :city, :subdivision, :postal_code, "
                 ":country, :phone, :is_default) "
                 "ON CONFLICT (address_id) DO UPDATE SET is_default = EXCLUDED.is_default"
@@ -75,7 +76,7 @@ class SqlCustomerRepository:
     def _one(self, column: str, value: str) -> Customer | None:
         row = (
             self._connection.execute(
-                text(f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE {column} = :value"),
+                sql(f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE {column} = :value"),
                 {"value": value},
             )
             .mappings()
@@ -84,8 +85,8 @@ class SqlCustomerRepository:
         if row is None:
             return None
         addresses = self._connection.execute(
-            text(
-                f"SELECT {_ADDRESS_COLUMNS} FROM customer_addresses WHERE customer_id = :id "
+            sql(
+                f"SELECT {ADDRESS_COLUMNS} FROM customer_addresses WHERE customer_id = :id "
                 "ORDER BY created_at, address_id"
             ),
             {"id": row["customer_id"]},

@@ -238,6 +238,33 @@ class Reservation:
         return self.status is ReservationStatus.HELD and self.expires_at <= now
 
 
+@dataclass(frozen=True)
+class StockMove:
+    """A reservation committed or released by a set-based statement, with its stock row's
+    count afterwards (on hand for a sale, available for a release)."""
+
+    reservation_id: str
+    sku: str
+    warehouse_id: str
+    region: str
+    quantity: int
+    after: int
+
+    @property
+    def key(self) -> StockKey:
+        """(sku, warehouse_id)."""
+        return (self.sku, self.warehouse_id)
+
+
+class StockRefused(Exception):
+    """PostgreSQL's conditional update refused units Redis let through (a lost race or a
+    drifted counter): the reservation is retried."""
+
+    def __init__(self, keys: Sequence[StockKey]) -> None:
+        super().__init__(f"refused by PostgreSQL: {keys}")
+        self.keys = list(keys)
+
+
 # -- allocation strategy ----------------------------------------------------------------
 
 

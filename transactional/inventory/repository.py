@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, RowMapping
 
 from transactional.inventory.model import (
     Reservation,
@@ -15,6 +15,7 @@ from transactional.inventory.model import (
     StockLevel,
     Warehouse,
 )
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _LEVEL = "s.sku, s.warehouse_id, w.region, s.on_hand, s.reserved"
@@ -23,13 +24,13 @@ _RESERVATION = (
     "r.expires_at, r.order_id, r.release_reason, r.restocked_at, r.created_at, r.updated_at"
 )
 # Advisory-lock keys: one namespace per kind so a checkout and an order id never collide.
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))")
+_LOCK = sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_TRY_LOCK = sql("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def _move(assignments: str, condition: str = "") -> Any:
     """An UPDATE of one stock row that returns the row as it is afterwards."""
-    return text(
+    return sql(
         f"UPDATE stock_levels AS s SET {assignments}, updated_at = now() FROM warehouses AS w "
         f"WHERE w.warehouse_id = s.warehouse_id AND s.sku = :sku "
         f"AND s.warehouse_id = :warehouse_id {condition} RETURNING {_LEVEL}"
@@ -72,7 +73,7 @@ class SqlInventoryRepository:
     def warehouses(self) -> list[Warehouse]:
         """Every warehouse, by id."""
         rows = self._connection.execute(
-            text("SELECT warehouse_id, region, country, name FROM warehouses ORDER BY 1")
+            sql("SELECT warehouse_id, region, country, name FROM warehouses ORDER BY 1")
         ).mappings()
         return [_warehouse(row) for row in rows]
 
@@ -80,7 +81,7 @@ class SqlInventoryRepository:
         """One warehouse, or None."""
         row = (
             self._connection.execute(
-                text(
+                sql(
                     "SELECT warehouse_id, region, country, name FROM warehouses "
                     "WHERE warehouse_id = :id"
                 ),
@@ -94,7 +95,7 @@ class SqlInventoryRepository:
     def save_warehouse(self, warehouse: Warehouse) -> None:
         """Insert or update a warehouse."""
         self._connection.execute(
-            text(
+            sql(
                 "INSERT INTO warehouses (warehouse_id, region, country, name) "
                 "VALUES (:warehouse_id, :region, :country, :name) "
                 "ON CONFLICT (warehouse_id) DO UPDATE SET region = EXCLUDED.region, "
@@ -113,7 +114,7 @@ class SqlInventoryRepository:
     def stock_of(self, skus: Collection[str]) -> list[StockLevel]:
         """Stock rows of these SKUs in every warehouse, by (sku, warehouse)."""
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {_LEVEL} FROM stock_levels AS s JOIN warehouses AS w USING "
                 "(warehouse_id) WHERE s.sku = ANY(:skus) ORDER BY s.sku, s.warehouse_id"
             ),
@@ -126,7 +127,7 @@ class SqlInventoryRepository:
         if not keys:
             return []
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {_LEVEL} FROM stock_levels AS s JOIN warehouses AS w USING "
                 "(warehouse_id) JOIN unnest(CAST(:skus AS text[]), CAST(:warehouses AS text[])) "
                 "AS k(sku, warehouse_id) ON k.sku = s.sku AND k.warehouse_id = s.warehouse_id "
@@ -140,7 +141,7 @@ class SqlInventoryRepository:
         """Up to ``limit`` stock rows after ``after`` in (sku, warehouse) order."""
         sku, warehouse_id = after if after is not None else ("", "")
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {_LEVEL} FROM stock_levels AS s JOIN warehouses AS w USING "
                 "(warehouse_id) WHERE (s.sku, s.warehouse_id) > (:sku, :warehouse_id) "
                 "ORDER BY s.sku, s.warehouse_id LIMIT :limit"
@@ -152,7 +153,7 @@ class SqlInventoryRepository:
     def availability(self, skus: Collection[str]) -> dict[str, int]:
         """Available units per SKU summed over warehouses (known SKUs only)."""
         rows = self._connection.execute(
-            text(
+            sql(
                 "SELECT sku, sum(on_hand - reserved) AS available FROM stock_levels "
                 "WHERE sku = ANY(:skus) GROUP BY sku"
             ),
@@ -165,7 +166,7 @@ class SqlInventoryRepository:
         params = {"sku": sku, "warehouse_id": warehouse_id}
         if create:
             self._connection.execute(
-                text(
+                sql(
                     "INSERT INTO stock_levels (sku, warehouse_id, on_hand, reserved) "
                     "VALUES (:sku, :warehouse_id, 0, 0) ON CONFLICT DO NOTHING"
                 ),
@@ -173,7 +174,7 @@ class SqlInventoryRepository:
             )
         row = (
             self._connection.execute(
-                text(
+                sql(
                     f"SELECT {_LEVEL} FROM stock_levels AS s JOIN warehouses AS w USING "
                     "(warehouse_id) WHERE s.sku = :sku AND s.warehouse_id = :warehouse_id "
                     "FOR UPDATE OF s"
@@ -188,7 +189,7 @@ class SqlInventoryRepository:
     def save_on_hand(self, level: StockLevel) -> None:
         """Persist a counted on-hand."""
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE stock_levels SET on_hand = :on_hand, updated_at = now() "
                 "WHERE sku = :sku AND warehouse_id = :warehouse_id"
             ),
@@ -236,7 +237,7 @@ class SqlInventoryRepository:
         if not reservations:
             return
         self._connection.execute(
-            text(
+            sql(
                 "INSERT INTO reservations (reservation_id, checkout_id, sku, warehouse_id, "
                 "quantity, status, expires_at, order_id, created_at, updated_at) VALUES "
                 "(:reservation_id, :checkout_id, :sku, :warehouse_id, :quantity, :status, "
@@ -264,7 +265,7 @@ class SqlInventoryRepository:
         if not reservations:
             return
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE reservations SET status = :status, order_id = :order_id, "
                 "release_reason = :release_reason, restocked_at = :restocked_at, "
                 "updated_at = :updated_at WHERE reservation_id = :reservation_id"
@@ -293,7 +294,7 @@ class SqlInventoryRepository:
     def expired_checkouts(self, now: datetime, limit: int) -> list[str]:
         """Checkouts with held reservations past their expiry, oldest first."""
         rows = self._connection.execute(
-            text(
+            sql(
                 "SELECT checkout_id FROM reservations WHERE status = 'held' "
                 "AND expires_at <= :now GROUP BY checkout_id ORDER BY min(expires_at) "
                 "LIMIT :limit"
@@ -311,7 +312,7 @@ class SqlInventoryRepository:
 
     def _reservations(self, where: str, value: str, lock: str) -> list[Reservation]:
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {_RESERVATION} FROM reservations AS r JOIN warehouses AS w USING "
                 f"(warehouse_id) WHERE {where} ORDER BY r.created_at, r.sku, r.warehouse_id "
                 f"{lock}"

@@ -16,14 +16,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol, TypeVar
 
 from schemas.ids import new_id
-from schemas.inventory import StockAdjusted, StockCommitted, StockReleased, StockReserved
+from schemas.inventory import StockAdjusted
 from schemas.registry import REGISTRY
+from transactional.inventory.events import committed_event, released_event, reserved_event
 from transactional.inventory.model import (
     RELEASE_REASONS,
     RESTOCK_REASONS,
@@ -36,7 +37,6 @@ from transactional.inventory.model import (
     InsufficientStock,
     InventoryRepository,
     Pick,
-    ReleaseReason,
     Reservation,
     ReservationReleased,
     ReservationStatus,
@@ -45,6 +45,8 @@ from transactional.inventory.model import (
     StockCounters,
     StockKey,
     StockLevel,
+    StockMove,
+    StockRefused,
     Warehouse,
     allocate,
     check_units,
@@ -56,6 +58,7 @@ from transactional.shared.errors import Forbidden, InvalidRequest, NotFound, Sto
 from transactional.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ATTEMPTS = 4  # of one reserve: races in Redis and refused drifted counters retry this often
 _SWEEP_BATCH = 200
@@ -99,12 +102,6 @@ class _Drifted(Exception):
         super().__init__(f"{self.reason}: {keys}")
         self.keys = list(keys)
         self.skus = sorted({sku for sku, _ in keys})
-
-
-class _Refused(_Drifted):
-    """PostgreSQL refused a reservation Redis allowed: the counter drifted upwards."""
-
-    reason = "refused by PostgreSQL"
 
 
 class _Low(_Drifted):
@@ -245,65 +242,121 @@ class InventoryService:
         """Hold stock for every line, all or nothing; a repeat returns the existing holds."""
         if not checkout_id:
             raise InvalidRequest("a checkout id is required", code="invalid_checkout_id")
+        with self._uow() as uow:
+            existing = _live(uow.inventory.reservations_of_checkout(checkout_id))
+        if existing:
+            return [r.allocation() for r in existing]
+        try:
+            return self.reserve_through(
+                checkout_id,
+                lines,
+                ship_region,
+                lambda picks, levels: self._hold_alone(checkout_id, picks, levels),
+            )
+        except _HeldAlready as held:  # a concurrent call for this checkout won
+            return held.allocations
+
+    def reserve_through(
+        self,
+        checkout_id: str,
+        lines: Sequence[tuple[str, int]],
+        ship_region: str,
+        hold: Callable[[list[Pick], dict[StockKey, StockLevel]], T],
+        *,
+        levels: Sequence[StockLevel] | None = None,
+    ) -> T:
+        """Reserve with PostgreSQL's part done by ``hold`` (e.g. in a bigger transaction).
+
+        The Redis gate takes the picks first, with no transaction open; ``hold`` then makes
+        them durable with the conditional update, the final word. It raises StockRefused
+        when PostgreSQL refuses a pick: Redis is given back and the attempt retried (a lost
+        race, or a counter that drifted). Whatever else it raises gives Redis back and
+        propagates. ``levels`` (read by the caller already) saves the first read.
+        InsufficientStock when the stock is not there.
+        """
         wanted = normalise_lines(lines)
         short: Sequence[str] = sorted(wanted)
         trust_postgres = False
         for _ in range(_ATTEMPTS):
+            current = self._served(levels if levels is not None else self._levels(wanted))
+            levels = None  # a retry reads them again
             try:
-                return self._try_reserve(
-                    checkout_id, wanted, ship_region, trust_postgres=trust_postgres
-                )
+                # Redis below PostgreSQL (drift, or holds still in flight): PostgreSQL's
+                # conditional update decides alone. Resetting the counter here would count
+                # the in-flight units twice.
+                live = None if trust_postgres else self._live_counts(current)
+                picks = self._allocate(wanted, current, live, ship_region)
+                gated = False if trust_postgres else self._gate(picks, current)
             except _Low:
-                # Redis below PostgreSQL: drift (a crash between gate and commit) or holds
-                # still in flight. PostgreSQL's conditional update decides either way; resetting
-                # the counter here would count the in-flight units twice.
                 trust_postgres = True
-            except (_Refused, _Short) as lost:
-                # Lost a race (or a counter drifted upwards): Redis is given back and true
-                # drift is repaired by the periodic reconcile, after a settled second look.
+                continue
+            except _Short as lost:
                 short = lost.skus
+                continue
+            held = False
+            try:
+                result = hold(picks, current)
+                held = True
+            except StockRefused as refused:
+                # Lost a race (or a counter drifted upwards): Redis is given back below and
+                # true drift is repaired by the periodic reconcile, after a settled look.
+                short = sorted({sku for sku, _ in refused.keys})
+                continue
+            finally:
+                if gated and not held:
+                    self._adjust_counters({p.key: p.quantity for p in picks})
+            if trust_postgres:  # the counters still owe what PostgreSQL just held
+                self._adjust_counters({p.key: -p.quantity for p in picks})
+            return result
         raise InsufficientStock(short)
 
-    def _try_reserve(
+    def reservations_for(
         self,
         checkout_id: str,
-        wanted: Mapping[str, int],
-        ship_region: str,
-        *,
-        trust_postgres: bool = False,
-    ) -> list[Allocation]:
-        # 1. What is there (a short read-only transaction).
+        picks: Sequence[Pick],
+        levels: Mapping[StockKey, StockLevel],
+        now: datetime,
+    ) -> list[Reservation]:
+        """The held reservations that make ``picks`` durable, expiring after the TTL."""
+        return [
+            Reservation(
+                reservation_id=new_id("rsv"),
+                checkout_id=checkout_id,
+                sku=pick.sku,
+                warehouse_id=pick.warehouse_id,
+                region=levels[pick.key].region,
+                quantity=pick.quantity,
+                expires_at=now + self._ttl,
+                created_at=now,
+                updated_at=now,
+            )
+            for pick in picks
+        ]
+
+    def give_back(self, units: Mapping[StockKey, int]) -> None:
+        """Return units to the Redis counters after PostgreSQL released them (best effort:
+        reconcile repairs a counter that missed it)."""
+        self._adjust_counters(units)
+
+    def _levels(self, wanted: Collection[str]) -> list[StockLevel]:
         with self._uow() as uow:
+            return uow.inventory.stock_of(wanted)
+
+    def _served(self, levels: Sequence[StockLevel]) -> dict[StockKey, StockLevel]:
+        return {level.key: level for level in levels if level.region in self._regions}
+
+    def _hold_alone(
+        self, checkout_id: str, picks: Sequence[Pick], levels: Mapping[StockKey, StockLevel]
+    ) -> list[Allocation]:
+        """PostgreSQL's part of :meth:`reserve`, in its own transaction serialised per
+        checkout."""
+        with self._uow() as uow:
+            uow.inventory.lock_checkout(checkout_id)
             existing = _live(uow.inventory.reservations_of_checkout(checkout_id))
             if existing:
-                return [r.allocation() for r in existing]
-            levels = {
-                level.key: level
-                for level in uow.inventory.stock_of(wanted)
-                if level.region in self._regions
-            }
-        # 2. Choose and take the units from the Redis counters, with no transaction open
-        #    (or, when Redis is known to be low, let PostgreSQL alone decide).
-        live = None if trust_postgres else self._live_counts(levels)
-        picks = self._allocate(wanted, levels, live, ship_region)
-        gated = False if trust_postgres else self._gate(picks, levels)
-        # 3. Hold them in PostgreSQL (the final word), serialised per checkout.
-        committed = False
-        try:
-            with self._uow() as uow:
-                uow.inventory.lock_checkout(checkout_id)
-                existing = _live(uow.inventory.reservations_of_checkout(checkout_id))
-                if existing:  # a concurrent call for this checkout won: ours gives back
-                    return [r.allocation() for r in existing]
-                reservations = self._hold(uow, checkout_id, picks, levels)
-                uow.commit()
-                committed = True
-        finally:
-            # The transaction has ended here, whatever happened in it.
-            if gated and not committed:
-                self._adjust_counters({p.key: p.quantity for p in picks})
-        if trust_postgres:  # the counters still owe what PostgreSQL just held
-            self._adjust_counters({p.key: -p.quantity for p in picks})
+                raise _HeldAlready([r.allocation() for r in existing])
+            reservations = self._hold(uow, checkout_id, picks, levels)
+            uow.commit()
         return [r.allocation() for r in reservations]
 
     @staticmethod
@@ -347,7 +400,6 @@ class InventoryService:
         picks: Sequence[Pick],
         levels: Mapping[StockKey, StockLevel],
     ) -> list[Reservation]:
-        now = self._clock()
         refused: list[StockKey] = []
         after: dict[StockKey, StockLevel] = {}
         # Sorted, so concurrent multi-SKU reservations lock rows in one order (no deadlock).
@@ -358,38 +410,10 @@ class InventoryService:
             else:
                 after[pick.key] = level
         if refused:
-            raise _Refused(refused)
-        reservations = [
-            Reservation(
-                reservation_id=new_id("rsv"),
-                checkout_id=checkout_id,
-                sku=pick.sku,
-                warehouse_id=pick.warehouse_id,
-                region=levels[pick.key].region,
-                quantity=pick.quantity,
-                expires_at=now + self._ttl,
-                created_at=now,
-                updated_at=now,
-            )
-            for pick in picks
-        ]
+            raise StockRefused(refused)
+        reservations = self.reservations_for(checkout_id, picks, levels, self._clock())
         uow.inventory.add_reservations(reservations)
-        for reservation in reservations:
-            uow.emit(
-                REGISTRY.new_event(
-                    "stock.reserved",
-                    StockReserved(
-                        reservation_id=reservation.reservation_id,
-                        sku=reservation.sku,
-                        warehouse_id=reservation.warehouse_id,
-                        quantity=reservation.quantity,
-                        checkout_id=checkout_id,
-                        expires_at=reservation.expires_at,
-                        available_after=after[reservation.key].available,
-                    ),
-                    region=reservation.region,
-                )
-            )
+        uow.emit(*(reserved_event(r, after[r.key].available) for r in reservations))
         return reservations
 
     def commit(self, checkout_id: str, order_id: str) -> list[Allocation]:
@@ -419,20 +443,7 @@ class InventoryService:
                 level = uow.inventory.commit_units(
                     reservation.sku, reservation.warehouse_id, reservation.quantity
                 )
-                uow.emit(
-                    REGISTRY.new_event(
-                        "stock.committed",
-                        StockCommitted(
-                            reservation_id=reservation.reservation_id,
-                            sku=reservation.sku,
-                            warehouse_id=reservation.warehouse_id,
-                            quantity=reservation.quantity,
-                            order_id=order_id,
-                            on_hand_after=level.on_hand,
-                        ),
-                        region=reservation.region,
-                    )
-                )
+                uow.emit(committed_event(_move(reservation, level.on_hand), order_id))
             uow.inventory.save_reservations(changed)
             uow.commit()
         return [r.allocation() for r in live]
@@ -492,21 +503,8 @@ class InventoryService:
         }
         uow.inventory.save_reservations(changed)
         for reservation in changed:
-            uow.emit(
-                REGISTRY.new_event(
-                    "stock.released",
-                    StockReleased(
-                        reservation_id=reservation.reservation_id,
-                        sku=reservation.sku,
-                        warehouse_id=reservation.warehouse_id,
-                        quantity=reservation.quantity,
-                        reason=cast(ReleaseReason, reason),  # checked by the callers
-                        order_id=reservation.order_id,
-                        available_after=after[reservation.key].available,
-                    ),
-                    region=reservation.region,
-                )
-            )
+            move = _move(reservation, after[reservation.key].available)
+            uow.emit(released_event(move, reason, reservation.order_id))
         return changed, dict(units)
 
     def restock(self, order_id: str, reason: str) -> int:
@@ -646,6 +644,25 @@ class _Short(Exception):
     def __init__(self, skus: Sequence[str]) -> None:
         super().__init__(f"short: {skus}")
         self.skus = list(skus)
+
+
+class _HeldAlready(Exception):
+    """A concurrent reserve of the same checkout committed first: its holds stand."""
+
+    def __init__(self, allocations: list[Allocation]) -> None:
+        super().__init__("held already")
+        self.allocations = allocations
+
+
+def _move(reservation: Reservation, after: int) -> StockMove:
+    return StockMove(
+        reservation.reservation_id,
+        reservation.sku,
+        reservation.warehouse_id,
+        reservation.region,
+        reservation.quantity,
+        after,
+    )
 
 
 def _live(reservations: Sequence[Reservation]) -> list[Reservation]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from transactional.orders.model import (
     FulfilmentGroup,
@@ -24,6 +24,7 @@ from transactional.orders.model import (
     Transition,
     region_of,
 )
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _ORDER_COLUMNS = (
@@ -49,7 +50,7 @@ def _names(columns: str) -> list[str]:
 
 def _insert(table: str, columns: str) -> Any:
     names = _names(columns)
-    return text(
+    return sql(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
     )
 
@@ -61,6 +62,129 @@ def _region(order_id: str) -> str | None:
         return None
 
 
+# Statements and row builders shared with the pipelined adapter (``pipelined.py``).
+CLAIM_CHECKOUT = (
+    "INSERT INTO order_checkouts (checkout_id, region, order_id) "
+    "VALUES (:checkout_id, :region, :order_id) ON CONFLICT DO NOTHING"
+)
+INSERT_ORDER = _insert("orders", _ORDER_COLUMNS).text
+INSERT_LINE = _insert("order_lines", _LINE_COLUMNS).text
+INSERT_GROUP = _insert("fulfilment_groups", _GROUP_COLUMNS).text
+UPDATE_ORDER = (
+    "UPDATE orders SET status = :status, payment_id = :payment_id, "
+    "paid_minor = :paid_minor, refunded_minor = :refunded_minor, "
+    "updated_at = :updated_at, pending_status = :pending_status, "
+    "pending_cause = :pending_cause, pending_actor = :pending_actor, "
+    "pending_note = :pending_note, pending_since = :pending_since, "
+    "pending_attempts = :pending_attempts, pending_retry_at = :pending_retry_at "
+    "WHERE region = :region AND order_id = :order_id"
+)
+UPDATE_GROUP = (
+    "UPDATE fulfilment_groups SET status = :status, shipment_id = :shipment_id, "
+    "carrier = :carrier, tracking_number = :tracking_number "
+    "WHERE region = :region AND order_id = :order_id AND group_id = :group_id"
+)
+# Numbered after the order's last transition, in the order given, in one statement.
+INSERT_TRANSITIONS = (
+    "INSERT INTO order_transitions (region, order_id, seq, from_status, to_status, at, cause, "
+    "actor) SELECT :region, :order_id, last.seq + m.n, m.f, m.t, m.a, m.c, m.w "
+    "FROM (SELECT coalesce(max(seq), 0) AS seq FROM order_transitions "
+    "WHERE region = :region AND order_id = :order_id) AS last, "
+    "unnest(CAST(:from_statuses AS text[]), CAST(:to_statuses AS text[]), "
+    "CAST(:ats AS timestamptz[]), CAST(:causes AS text[]), CAST(:actors AS text[])) "
+    "WITH ORDINALITY AS m(f, t, a, c, w, n)"
+)
+
+
+def claim_row(order: Order) -> dict[str, Any]:
+    """The order_checkouts row: one order per checkout."""
+    return {"checkout_id": order.checkout_id, "region": order.region, "order_id": order.order_id}
+
+
+def order_row(order: Order) -> dict[str, Any]:
+    """The orders row of an order."""
+    totals, address = order.totals, order.shipping_address
+    return {
+        "region": order.region,
+        "order_id": order.order_id,
+        "checkout_id": order.checkout_id,
+        "customer_id": order.customer_id,
+        "status": order.status,
+        "currency": order.currency,
+        "subtotal_minor": totals.subtotal_minor,
+        "discount_minor": totals.discount_minor,
+        "shipping_minor": totals.shipping_minor,
+        "tax_minor": totals.tax_minor,
+        "grand_total_minor": totals.grand_total,
+        "ship_country": address.country,
+        "ship_subdivision": address.subdivision,
+        "ship_city": address.city,
+        "ship_postal_code": address.postal_code,
+        "address_id": address.address_id,
+        "payment_method": order.payment_method,
+        "payment_id": order.payment_id,
+        "paid_minor": order.paid_minor,
+        "refunded_minor": order.refunded_minor,
+        "placed_at": order.placed_at,
+        "updated_at": order.updated_at,
+        **_pending_row(order.pending),
+    }
+
+
+def line_rows(order: Order) -> list[dict[str, Any]]:
+    """The order_lines rows of an order, with their fulfilment group."""
+    group_of = {line_id: group.group_id for group in order.groups for line_id in group.line_ids}
+    return [
+        {
+            "region": order.region,
+            "order_id": order.order_id,
+            "line_id": line.line_id,
+            "position": position,
+            "sku": line.sku,
+            "product_id": line.product_id,
+            "seller_id": line.seller_id,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_price_minor": line.unit_price_minor,
+            "warehouse_id": line.warehouse_id,
+            "group_id": group_of[line.line_id],
+        }
+        for position, line in enumerate(order.lines)
+    ]
+
+
+def group_rows(order: Order) -> list[dict[str, Any]]:
+    """The fulfilment_groups rows of an order."""
+    return [
+        {
+            "region": order.region,
+            "order_id": order.order_id,
+            "group_id": group.group_id,
+            "position": position,
+            "seller_id": group.seller_id,
+            "warehouse_id": group.warehouse_id,
+            "status": group.status,
+            "shipment_id": group.shipment_id,
+            "carrier": group.carrier,
+            "tracking_number": group.tracking_number,
+        }
+        for position, group in enumerate(order.groups)
+    ]
+
+
+def transition_rows(order: Order) -> dict[str, Any]:
+    """The transitions made in ``order.history``, as the arrays of INSERT_TRANSITIONS."""
+    return {
+        "region": order.region,
+        "order_id": order.order_id,
+        "from_statuses": [move.from_status for move in order.history],
+        "to_statuses": [move.to_status for move in order.history],
+        "ats": [move.at for move in order.history],
+        "causes": [move.cause for move in order.history],
+        "actors": [move.actor for move in order.history],
+    }
+
+
 class SqlOrderRepository:
     """Orders, lines, fulfilment groups and transitions, partitioned by region."""
 
@@ -69,78 +193,18 @@ class SqlOrderRepository:
 
     def add(self, order: Order) -> bool:
         """Claim the checkout, then insert the order; False if the checkout has an order."""
-        claimed = self._connection.execute(
-            text(
-                "INSERT INTO order_checkouts (checkout_id, region, order_id) "
-                "VALUES (:checkout_id, :region, :order_id) ON CONFLICT DO NOTHING"
-            ),
-            {"checkout_id": order.checkout_id, "region": order.region, "order_id": order.order_id},
-        )
+        claimed = self._connection.execute(sql(CLAIM_CHECKOUT), claim_row(order))
         if claimed.rowcount != 1:
             return False
-        totals, address = order.totals, order.shipping_address
-        self._connection.execute(
-            _insert("orders", _ORDER_COLUMNS),
-            {
-                "region": order.region,
-                "order_id": order.order_id,
-                "checkout_id": order.checkout_id,
-                "customer_id": order.customer_id,
-                "status": order.status,
-                "currency": order.currency,
-                "subtotal_minor": totals.subtotal_minor,
-                "discount_minor": totals.discount_minor,
-                "shipping_minor": totals.shipping_minor,
-                "tax_minor": totals.tax_minor,
-                "grand_total_minor": totals.grand_total,
-                "ship_country": address.country,
-                "ship_subdivision": address.subdivision,
-                "ship_city": address.city,
-                "ship_postal_code": address.postal_code,
-                "address_id": address.address_id,
-                "payment_method": order.payment_method,
-                "payment_id": order.payment_id,
-                "paid_minor": order.paid_minor,
-                "refunded_minor": order.refunded_minor,
-                "placed_at": order.placed_at,
-                "updated_at": order.updated_at,
-                **_pending_row(order.pending),
-            },
-        )
-        group_of = {line_id: group.group_id for group in order.groups for line_id in group.line_ids}
-        self._connection.execute(
-            _insert("order_lines", _LINE_COLUMNS),
-            [
-                {
-                    "region": order.region,
-                    "order_id": order.order_id,
-                    "line_id": line.line_id,
-                    "position": position,
-                    "sku": line.sku,
-                    "product_id": line.product_id,
-                    "seller_id": line.seller_id,
-                    "title": line.title,
-                    "quantity": line.quantity,
-                    "unit_price_minor": line.unit_price_minor,
-                    "warehouse_id": line.warehouse_id,
-                    "group_id": group_of[line.line_id],
-                }
-                for position, line in enumerate(order.lines)
-            ],
-        )
-        self._connection.execute(
-            _insert("fulfilment_groups", _GROUP_COLUMNS),
-            [
-                {**self._group_row(order, group), "position": position}
-                for position, group in enumerate(order.groups)
-            ],
-        )
+        self._connection.execute(sql(INSERT_ORDER), order_row(order))
+        self._connection.execute(sql(INSERT_LINE), line_rows(order))
+        self._connection.execute(sql(INSERT_GROUP), group_rows(order))
         return True
 
     def by_checkout(self, checkout_id: str) -> Order | None:
         """The order placed from a checkout, or None."""
         order_id = self._connection.execute(
-            text("SELECT order_id FROM order_checkouts WHERE checkout_id = :id"),
+            sql("SELECT order_id FROM order_checkouts WHERE checkout_id = :id"),
             {"id": checkout_id},
         ).scalar_one_or_none()
         return None if order_id is None else self.get(order_id)
@@ -158,69 +222,16 @@ class SqlOrderRepository:
 
     def save(self, order: Order) -> None:
         """Write back status, payment, groups and the transitions made in ``history``."""
-        key = {"region": order.region, "order_id": order.order_id}
-        self._connection.execute(
-            text(
-                "UPDATE orders SET status = :status, payment_id = :payment_id, "
-                "paid_minor = :paid_minor, refunded_minor = :refunded_minor, "
-                "updated_at = :updated_at, pending_status = :pending_status, "
-                "pending_cause = :pending_cause, pending_actor = :pending_actor, "
-                "pending_note = :pending_note, pending_since = :pending_since, "
-                "pending_attempts = :pending_attempts, pending_retry_at = :pending_retry_at "
-                "WHERE region = :region AND order_id = :order_id"
-            ),
-            {
-                **key,
-                "status": order.status,
-                "payment_id": order.payment_id,
-                "paid_minor": order.paid_minor,
-                "refunded_minor": order.refunded_minor,
-                "updated_at": order.updated_at,
-                **_pending_row(order.pending),
-            },
-        )
-        self._connection.execute(
-            text(
-                "UPDATE fulfilment_groups SET status = :status, shipment_id = :shipment_id, "
-                "carrier = :carrier, tracking_number = :tracking_number "
-                "WHERE region = :region AND order_id = :order_id AND group_id = :group_id"
-            ),
-            [self._group_row(order, group) for group in order.groups],
-        )
-        if not order.history:
-            return
-        last = self._connection.execute(
-            text(
-                "SELECT coalesce(max(seq), 0) FROM order_transitions "
-                "WHERE region = :region AND order_id = :order_id"
-            ),
-            key,
-        ).scalar_one()
-        self._connection.execute(
-            text(
-                "INSERT INTO order_transitions (region, order_id, seq, from_status, to_status, "
-                "at, cause, actor) VALUES (:region, :order_id, :seq, :from_status, :to_status, "
-                ":at, :cause, :actor)"
-            ),
-            [
-                {
-                    **key,
-                    "seq": last + offset,
-                    "from_status": move.from_status,
-                    "to_status": move.to_status,
-                    "at": move.at,
-                    "cause": move.cause,
-                    "actor": move.actor,
-                }
-                for offset, move in enumerate(order.history, 1)
-            ],
-        )
+        self._connection.execute(sql(UPDATE_ORDER), order_row(order))
+        self._connection.execute(sql(UPDATE_GROUP), group_rows(order))
+        if order.history:
+            self._connection.execute(sql(INSERT_TRANSITIONS), transition_rows(order))
 
     def transitions(self, order_id: str) -> list[Transition]:
         """Every recorded transition of an order, oldest first."""
         region = _region(order_id)
         rows = self._connection.execute(
-            text(
+            sql(
                 "SELECT order_id, from_status, to_status, at, cause, actor FROM order_transitions "
                 "WHERE region = :region AND order_id = :order_id ORDER BY seq"
             ),
@@ -231,7 +242,7 @@ class SqlOrderRepository:
     def page_for(self, customer_id: str, page: int, page_size: int) -> OrderPage:
         """A customer's orders, newest first, with the total count."""
         total = self._connection.execute(
-            text("SELECT count(*) FROM orders WHERE customer_id = :customer_id"),
+            sql("SELECT count(*) FROM orders WHERE customer_id = :customer_id"),
             {"customer_id": customer_id},
         ).scalar_one()
         items = self._load(
@@ -246,7 +257,7 @@ class SqlOrderRepository:
         at ``now``, the longest due first."""
         return list(
             self._connection.execute(
-                text(
+                sql(
                     "SELECT order_id FROM orders WHERE pending_status IS NOT NULL "
                     "AND pending_since < :before "
                     "AND (pending_retry_at IS NULL OR pending_retry_at <= :now) "
@@ -260,7 +271,7 @@ class SqlOrderRepository:
         """Orders matching ``where`` (in its order), each with its lines and groups."""
         rows = (
             self._connection.execute(
-                text(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where}"), params
+                sql(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where}"), params
             )
             .mappings()
             .all()
@@ -282,7 +293,7 @@ class SqlOrderRepository:
         self, table: str, columns: str, keys: Mapping[str, Sequence[str]]
     ) -> dict[str, list[Mapping[str, Any]]]:
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {columns} FROM {table} WHERE region = ANY(:regions) "
                 "AND order_id = ANY(:ids) ORDER BY order_id, position"
             ),
@@ -292,20 +303,6 @@ class SqlOrderRepository:
         for row in rows:
             by_order.setdefault(row["order_id"], []).append(dict(row))
         return by_order
-
-    @staticmethod
-    def _group_row(order: Order, group: FulfilmentGroup) -> dict[str, Any]:
-        return {
-            "region": order.region,
-            "order_id": order.order_id,
-            "group_id": group.group_id,
-            "seller_id": group.seller_id,
-            "warehouse_id": group.warehouse_id,
-            "status": group.status,
-            "shipment_id": group.shipment_id,
-            "carrier": group.carrier,
-            "tracking_number": group.tracking_number,
-        }
 
 
 def _order(

@@ -4,54 +4,37 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple, Protocol, cast, get_args
+from typing import Literal, Protocol, get_args
 
-import msgspec
-
-from schemas.common import Address, LineItem, Money, PaymentMethod
-from schemas.envelope import Envelope
+from schemas.common import PaymentMethod
 from schemas.ids import new_id, uuid7
-from schemas.orders import (
-    FulfilmentGroup as FulfilmentGroupPayload,
+from transactional.orders.events import (
+    SANDBOX_CARRIER,
+    fulfilment_events,
+    paid_event,
+    placed_event,
+    settled_events,
 )
-from schemas.orders import (
-    OrderCancelled,
-    OrderDelivered,
-    OrderPacked,
-    OrderPaid,
-    OrderPlaced,
-    OrderReturned,
-    OrderShipped,
-    OrderTotals,
-)
-from schemas.registry import REGISTRY
 from transactional.orders.model import (
     CANCEL_REASONS,
     CancelReason,
     CheckoutInProgress,
-    IllegalTransition,
     InventoryPort,
     Order,
-    OrderLine,
     OrderNotFound,
     OrderPage,
     OrderRepository,
     OrderStatus,
     PaymentsPort,
-    PendingChange,
-    ShippingAddress,
-    Totals,
     Transition,
     actor_kind,
-    order_id_for,
     region_of,
-    split_into_groups,
 )
+from transactional.orders.placement import PlaceOrder, new_order
 from transactional.shared.errors import Conflict, InvalidRequest, NotFound
-from transactional.shared.regions import SUPPORTED_CURRENCIES
 from transactional.shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -61,8 +44,6 @@ log = logging.getLogger(__name__)
 PENDING_RETRY_FIRST = timedelta(minutes=1)
 PENDING_RETRY_MAX = timedelta(hours=1)
 PENDING_ALERT_ATTEMPTS = 5
-SANDBOX_CARRIER = "sandbox-post"
-SANDBOX_TRANSIT = timedelta(days=3)
 MAX_PAGE_SIZE = 100
 ADMIN_TARGETS: frozenset[OrderStatus] = frozenset(
     {"packed", "shipped", "delivered", "returned", "cancelled"}
@@ -75,33 +56,6 @@ class OrdersUnitOfWork(UnitOfWork, Protocol):
     """A transaction with the order repository attached."""
 
     orders: OrderRepository
-
-
-class NewLine(NamedTuple):
-    """One line of an order to place (plain tuples in this field order work too)."""
-
-    sku: str
-    product_id: str
-    seller_id: str
-    title: str
-    quantity: int
-    unit_price_minor: int
-    warehouse_id: str
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """Everything a checkout knows when it turns reserved stock into an order."""
-
-    checkout_id: str
-    customer_id: str
-    region: str
-    currency: str
-    lines: Sequence[tuple[str, str, str, str, int, int, str]]
-    shipping_address: Address
-    payment_method: PaymentMethod = "card"
-    totals: Totals | None = None  # None: the lines' subtotal, no discount, shipping or tax
-    payment_id: str | None = None  # an authorisation made before the order, voided on cancel
 
 
 class OrderService:
@@ -124,13 +78,13 @@ class OrderService:
 
     def place(self, command: PlaceOrder) -> Order:
         """Create the order and emit ``order.placed``; a repeated checkout returns its order."""
-        order = self._new_order(command)
+        order = new_order(command, self._regions, self._clock())
         with self._uow() as uow:
             existing = uow.orders.by_checkout(command.checkout_id)
             if existing is None:
                 if uow.orders.add(order):
                     uow.orders.save(order)
-                    uow.emit(self._placed_event(order))
+                    uow.emit(placed_event(order))
                     uow.commit()
                     order.history.clear()
                     return order
@@ -157,19 +111,7 @@ class OrderService:
             order = self._locked(uow, order_id)
             if order.mark_paid(payment_id, amount_minor, self._clock(), "system:payments"):
                 uow.orders.save(order)
-                uow.emit(
-                    self._event(
-                        order,
-                        "order.paid",
-                        OrderPaid(
-                            order_id=order.order_id,
-                            customer_id=order.customer_id,
-                            payment_id=payment_id,
-                            amount=self._money(order, amount_minor),
-                            method=method,
-                        ),
-                    )
-                )
+                uow.emit(paid_event(order, payment_id, amount_minor, method))
                 uow.commit()
         order.history.clear()
         return order
@@ -294,7 +236,7 @@ class OrderService:
                     group.carrier = SANDBOX_CARRIER
                     group.tracking_number = f"SBX{uuid7().hex[:16].upper()}"
             uow.orders.save(order)
-            uow.emit(*self._fulfilment_events(order, to, at, 0, note or cause))
+            uow.emit(*fulfilment_events(order, to, at, 0, note or cause))
             uow.commit()
         order.history.clear()
         return order
@@ -366,7 +308,7 @@ class OrderService:
                 order.refunded_minor = refunded
                 settled = order.settle(at)
                 uow.orders.save(order)
-                uow.emit(*self._settled_events(order, settled, at, refunded))
+                uow.emit(*settled_events(order, settled, at, refunded))
                 uow.commit()
         order.history.clear()
         return order
@@ -405,93 +347,6 @@ class OrderService:
                 raise
         return self._payments.refund(payment_id, None, reason=reason).refunded_minor
 
-    def _settled_events(
-        self, order: Order, settled: PendingChange, at: datetime, refunded: int
-    ) -> list[Envelope]:
-        if settled.to == "returned":
-            return self._fulfilment_events(
-                order, "returned", at, refunded, settled.note or settled.cause
-            )
-        return [
-            self._event(
-                order,
-                "order.cancelled",
-                OrderCancelled(
-                    order_id=order.order_id,
-                    customer_id=order.customer_id,
-                    reason=cast(CancelReason, settled.cause),
-                    cancelled_by=_cancelled_by(actor_kind(settled.actor)),
-                    refund_amount=self._money(order, refunded) if refunded else None,
-                    note=settled.note,
-                ),
-            )
-        ]
-
-    def _new_order(self, command: PlaceOrder) -> Order:
-        if command.region not in self._regions:
-            raise InvalidRequest(
-                f"unknown region {command.region!r}; Souk serves "
-                f"{', '.join(sorted(self._regions))}",
-                code="unknown_region",
-            )
-        if command.currency not in SUPPORTED_CURRENCIES:
-            raise InvalidRequest(
-                f"unsupported currency {command.currency!r}", code="unsupported_currency"
-            )
-        if command.payment_method not in _PAYMENT_METHODS:
-            raise InvalidRequest(
-                f"unknown payment method {command.payment_method!r}", code="invalid_method"
-            )
-        for name in ("checkout_id", "customer_id"):
-            if not _is_id(getattr(command, name)):
-                raise InvalidRequest(f"{name} must be a non-empty id", code="invalid_id")
-        address = command.shipping_address
-        if not _COUNTRY.match(str(address.country)) or (
-            address.address_id is not None and not _is_id(address.address_id)
-        ):
-            raise InvalidRequest(
-                "the shipping address needs an ISO country code like DE", code="invalid_address"
-            )
-        if not command.lines:
-            raise InvalidRequest("an order needs at least one line", code="empty_order")
-        order_id = order_id_for(command.region, uuid7().hex)
-        lines = [_line(order_id, index, raw) for index, raw in enumerate(command.lines, 1)]
-        subtotal = sum(line.total_minor for line in lines)
-        totals = command.totals or Totals(subtotal_minor=subtotal)
-        totals.check(subtotal)
-        now = self._clock()
-        order = Order(
-            order_id=order_id,
-            region=command.region,
-            checkout_id=command.checkout_id,
-            customer_id=command.customer_id,
-            currency=command.currency,
-            lines=lines,
-            groups=split_into_groups(order_id, lines),
-            totals=Totals(
-                subtotal_minor=totals.subtotal_minor,
-                discount_minor=totals.discount_minor,
-                shipping_minor=totals.shipping_minor,
-                tax_minor=totals.tax_minor,
-                grand_total_minor=totals.grand_total,
-            ),
-            shipping_address=ShippingAddress(
-                country=address.country,
-                subdivision=address.subdivision,
-                city=address.city,
-                postal_code=address.postal_code,
-                address_id=address.address_id,
-            ),
-            payment_method=command.payment_method,
-            placed_at=now,
-            updated_at=now,
-            payment_id=command.payment_id,
-        )
-        order.history.append(
-            Transition(order_id, None, "placed", now, f"checkout {command.checkout_id}", "system")
-        )
-        return order
-
     @staticmethod
     def _locked(uow: OrdersUnitOfWork, order_id: str, customer_id: str | None = None) -> Order:
         region_of(order_id)
@@ -507,164 +362,3 @@ class OrderService:
         if order is None or (customer_id is not None and order.customer_id != customer_id):
             raise OrderNotFound(f"no order {order_id!r}")
         return order
-
-    @staticmethod
-    def _money(order: Order, amount_minor: int) -> Money:
-        return Money(amount_minor=amount_minor, currency=order.currency)
-
-    @staticmethod
-    def _event(order: Order, event_type: str, payload: msgspec.Struct) -> Envelope:
-        return REGISTRY.new_event(event_type, payload, region=order.region)
-
-    def _placed_event(self, order: Order) -> Envelope:
-        totals = order.totals
-        address = order.shipping_address
-        return REGISTRY.new_event(
-            "order.placed",
-            OrderPlaced(
-                order_id=order.order_id,
-                customer_id=order.customer_id,
-                checkout_id=order.checkout_id,
-                region=order.region,
-                lines=[
-                    LineItem(
-                        line_id=line.line_id,
-                        sku=line.sku,
-                        product_id=line.product_id,
-                        seller_id=line.seller_id,
-                        quantity=line.quantity,
-                        unit_price=self._money(order, line.unit_price_minor),
-                        warehouse_id=line.warehouse_id,
-                    )
-                    for line in order.lines
-                ],
-                totals=OrderTotals(
-                    subtotal=self._money(order, totals.subtotal_minor),
-                    discount=self._money(order, totals.discount_minor),
-                    shipping=self._money(order, totals.shipping_minor),
-                    tax=self._money(order, totals.tax_minor),
-                    grand_total=self._money(order, totals.grand_total),
-                ),
-                shipping_address=Address(
-                    country=address.country,
-                    subdivision=address.subdivision,
-                    city=address.city,
-                    postal_code=address.postal_code,
-                    address_id=address.address_id,
-                ),
-                fulfilment_groups=[
-                    FulfilmentGroupPayload(
-                        group_id=group.group_id,
-                        seller_id=group.seller_id,
-                        warehouse_id=group.warehouse_id,
-                        line_ids=list(group.line_ids),
-                    )
-                    for group in order.groups
-                ],
-                payment_method=order.payment_method,
-            ),
-            region=order.region,
-        )
-
-    def _fulfilment_events(
-        self, order: Order, to: OrderStatus, at: datetime, refunded: int, note: str
-    ) -> list[Envelope]:
-        if to == "returned":
-            return [
-                self._event(
-                    order,
-                    "order.returned",
-                    OrderReturned(
-                        order_id=order.order_id,
-                        customer_id=order.customer_id,
-                        returned_at=at,
-                        refund_amount=self._money(order, refunded) if refunded else None,
-                        note=note,
-                    ),
-                )
-            ]
-        events = []
-        for index, group in enumerate(order.groups, 1):
-            payload: msgspec.Struct
-            if to == "packed":
-                payload = OrderPacked(
-                    order_id=order.order_id,
-                    customer_id=order.customer_id,
-                    fulfilment_group_id=group.group_id,
-                    seller_id=group.seller_id,
-                    warehouse_id=group.warehouse_id,
-                    line_ids=list(group.line_ids),
-                )
-            elif to == "shipped":
-                payload = OrderShipped(
-                    order_id=order.order_id,
-                    customer_id=order.customer_id,
-                    fulfilment_group_id=group.group_id,
-                    shipment_id=group.shipment_id or "",
-                    warehouse_id=group.warehouse_id,
-                    carrier=group.carrier or SANDBOX_CARRIER,
-                    tracking_number=group.tracking_number,
-                    estimated_delivery=at + SANDBOX_TRANSIT,
-                )
-            elif to == "delivered":
-                payload = OrderDelivered(
-                    order_id=order.order_id,
-                    customer_id=order.customer_id,
-                    fulfilment_group_id=group.group_id,
-                    shipment_id=group.shipment_id or "",
-                    delivered_at=at,
-                    # The whole order arrives at once here: the last group completes it.
-                    order_complete=index == len(order.groups),
-                )
-            else:  # pragma: no cover - ADMIN_TARGETS is checked by the caller
-                raise IllegalTransition(f"no fulfilment event for {to}")
-            events.append(self._event(order, f"order.{to}", payload))
-        return events
-
-
-def _line(order_id: str, index: int, raw: tuple[str, str, str, str, int, int, str]) -> OrderLine:
-    if len(raw) != len(NewLine._fields):
-        raise InvalidRequest(
-            f"line {index} must have the fields {', '.join(NewLine._fields)}",
-            code="invalid_line",
-        )
-    line = NewLine(*raw)
-    for name in ("sku", "product_id", "seller_id", "warehouse_id"):
-        if not _is_id(getattr(line, name)):
-            raise InvalidRequest(
-                f"line {index}: {name} must be a non-empty id", code="invalid_line"
-            )
-    if not isinstance(line.title, str) or not line.title.strip():
-        raise InvalidRequest(f"line {index}: title is required", code="invalid_line")
-    if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or line.quantity < 1:
-        raise InvalidRequest(
-            f"line {index}: quantity must be a positive integer, got {line.quantity!r}",
-            code="invalid_quantity",
-        )
-    price = line.unit_price_minor
-    if isinstance(price, bool) or not isinstance(price, int) or price < 0:
-        raise InvalidRequest(
-            f"line {index}: unit_price_minor must be a non-negative integer, got {price!r}",
-            code="invalid_price",
-        )
-    return OrderLine(
-        line_id=f"{order_id}_l{index}",
-        sku=line.sku,
-        product_id=line.product_id,
-        seller_id=line.seller_id,
-        title=line.title,
-        quantity=line.quantity,
-        unit_price_minor=line.unit_price_minor,
-        warehouse_id=line.warehouse_id,
-    )
-
-
-def _is_id(value: object) -> bool:
-    # The events' Id type: 1 to 128 characters.
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= 128
-
-
-def _cancelled_by(kind: str) -> Literal["customer", "seller", "system", "support"]:
-    if kind in ("customer", "seller", "support"):
-        return cast(Literal["customer", "seller", "support"], kind)
-    return "support" if kind == "admin" else "system"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -114,6 +115,11 @@ class StoredRequest:
 class SandboxSession(Protocol):
     """One short transaction of the sandbox's own store."""
 
+    def prefetch(
+        self, *, key: str | None = None, token: str | None = None, reference: str | None = None
+    ) -> None:
+        """Read what a call will need (a key's result, a card, a charge) in one go."""
+
     def request(self, idempotency_key: str) -> StoredRequest | None:
         """The stored result of a key, or None."""
 
@@ -174,10 +180,22 @@ class SandboxCardGateway:
     name = "sandbox"
 
     def __init__(
-        self, ledger: SandboxLedger, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        ledger: SandboxLedger,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        latency_s: float = 0.0,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
+        # A real processor is a network call away (SOUK_SANDBOX_LATENCY_MS): every call that
+        # would go to it waits this long. Tokenising stands for the card form's client-side
+        # tokenisation, and waits nothing.
+        self._latency_s = latency_s
+
+    def _network(self) -> None:
+        if self._latency_s > 0:
+            time.sleep(self._latency_s)
 
     def tokenize(self, card: Card, owner: str | None = None) -> str:
         """Vault a card (for ``owner``) after the Luhn and expiry checks; returns its token."""
@@ -201,6 +219,7 @@ class SandboxCardGateway:
     def owner_of(self, token: str) -> str | None:
         """The customer a vaulted card belongs to, None if nobody; UnknownInstrument if none."""
         with self._ledger.session(token) as session:
+            session.prefetch(token=token)
             entry = session.vault_entry(token)
         if entry is None:
             raise UnknownInstrument(f"no card in the vault for token {token!r}")
@@ -220,9 +239,11 @@ class SandboxCardGateway:
         With ``owner``, another customer's card looks unknown (no hint that it exists); a
         card vaulted without an owner becomes this owner's.
         """
+        self._network()
         _check_money(amount_minor, currency)
         fingerprint = _fingerprint("authorize", token, amount_minor, currency)
         with self._ledger.session(idempotency_key) as session:
+            session.prefetch(key=idempotency_key or None, token=token)
             if not idempotency_key:
                 raise InvalidRequest(
                     "an idempotency key is required", code="missing_idempotency_key"
@@ -272,8 +293,10 @@ class SandboxCardGateway:
         self, reference: str, amount_minor: int | None, idempotency_key: str
     ) -> GatewayTransaction:
         """Collect a held amount, all of it when ``amount_minor`` is None."""
+        self._network()
         fingerprint = _fingerprint("capture", reference, amount_minor)
         with self._ledger.session(idempotency_key) as session:
+            session.prefetch(key=idempotency_key or None, reference=reference)
             replay = _replay(session, idempotency_key, "capture", fingerprint)
             if replay is not None:
                 assert isinstance(replay, GatewayTransaction)
@@ -303,8 +326,10 @@ class SandboxCardGateway:
 
     def void(self, reference: str, idempotency_key: str) -> GatewayTransaction:
         """Release a held, uncaptured amount."""
+        self._network()
         fingerprint = _fingerprint("void", reference)
         with self._ledger.session(idempotency_key) as session:
+            session.prefetch(key=idempotency_key or None, reference=reference)
             replay = _replay(session, idempotency_key, "void", fingerprint)
             if replay is not None:
                 assert isinstance(replay, GatewayTransaction)
@@ -327,8 +352,10 @@ class SandboxCardGateway:
 
     def refund(self, reference: str, amount_minor: int, idempotency_key: str) -> GatewayTransaction:
         """Give back captured money; all refunds together never exceed the capture."""
+        self._network()
         fingerprint = _fingerprint("refund", reference, amount_minor)
         with self._ledger.session(idempotency_key) as session:
+            session.prefetch(key=idempotency_key or None, reference=reference)
             replay = _replay(session, idempotency_key, "refund", fingerprint)
             if replay is not None:
                 assert isinstance(replay, GatewayTransaction)
@@ -359,7 +386,9 @@ class SandboxCardGateway:
 
     def lookup(self, idempotency_key: str) -> GatewayResult | None:
         """The first result of this key, or None if no call with it was ever performed."""
+        self._network()
         with self._ledger.session(idempotency_key) as session:
+            session.prefetch(key=idempotency_key)
             stored = session.request(idempotency_key)
         return None if stored is None else _decode(stored.result)
 

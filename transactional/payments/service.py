@@ -13,15 +13,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from schemas.common import Money
-from schemas.envelope import Envelope
 from schemas.payments import (
-    PaymentAuthorized,
-    PaymentCaptured,
-    PaymentFailed,
     PaymentRefunded,
-    PaymentVoided,
 )
 from schemas.registry import REGISTRY
+from transactional.payments.events import authorization_event, captured_event, voided_event
 from transactional.payments.model import (
     CAPTURED_STATUSES,
     PAYMENT_METHODS,
@@ -69,6 +65,11 @@ class PaymentService:
         self._regions = frozenset(regions)
         self._default_region = default_region
         self._clock = clock
+
+    @property
+    def gateway(self) -> str:
+        """The name of the gateway adapter payments go through (e.g. ``sandbox``)."""
+        return self._gateway.name
 
     def tokenize(self, card: Card, customer_id: str | None = None) -> str:
         """Vault a card at the gateway as ``customer_id``'s; the only place a raw card goes.
@@ -164,6 +165,38 @@ class PaymentService:
             return self._authorize_pending(payment, retry=True)
         return _still_authorized(self._settled(payment))
 
+    def hold(self, payment: Payment) -> None:
+        """Ask the gateway to hold a pending payment's amount and apply its answer to
+        ``payment`` in memory (authorised or declined); the caller writes it.
+
+        For callers that record the payment in a transaction of their own (the checkout's
+        hot path). GatewayTimeout: the outcome is unknown, ask :meth:`resolve` later.
+        """
+        try:
+            result = self._gateway.authorize(
+                payment.instrument_token,
+                payment.amount_minor,
+                payment.currency,
+                payment.idempotency_key,
+                owner=payment.customer_id,
+            )
+        except GatewayTimeout:
+            raise
+        except DomainError as error:
+            # Refused outright (unknown instrument, key clash): a decline, as in authorize().
+            payment.record_failure(error.code, self._clock())
+            return
+        payment.record_authorization(result, self._clock())
+
+    def collect(self, payment: Payment) -> int:
+        """Capture an authorised payment in full at the gateway and apply it to ``payment``
+        in memory; the amount captured. The caller writes it (see :meth:`hold`)."""
+        transaction = self._gateway.capture(
+            _reference(payment), payment.amount_minor, f"{payment.payment_id}:capture"
+        )
+        payment.record_capture(transaction.amount_minor, self._clock())
+        return transaction.amount_minor
+
     def capture(self, payment_id: str, amount_minor: int | None = None) -> Payment:
         """Collect the authorised amount (or part of it); a second capture is a no-op."""
         # No capture lookup first: the capture below is idempotent by the same key.
@@ -192,7 +225,7 @@ class PaymentService:
             if payment.status == "authorized":
                 payment.record_capture(transaction.amount_minor, self._clock())
                 uow.payments.save(payment)
-                uow.emit(self._captured_event(payment, transaction))
+                uow.emit(captured_event(payment, transaction.amount_minor))
                 uow.commit()
         return payment
 
@@ -228,7 +261,7 @@ class PaymentService:
             if payment.status in ("authorized", "pending"):
                 payment.record_void(self._clock())
                 uow.payments.save(payment)
-                uow.emit(self._voided_event(payment))
+                uow.emit(voided_event(payment))
                 uow.commit()
         return payment
 
@@ -361,7 +394,7 @@ class PaymentService:
                 else:
                     payment.record_failure(failure or "gateway_error", now)
                 uow.payments.save(payment)
-                uow.emit(self._authorization_event(payment))
+                uow.emit(authorization_event(payment))
                 uow.commit()
         if result is not None and _late_hold(payment, result):
             return self._release_late_hold(payment, result)
@@ -381,7 +414,7 @@ class PaymentService:
                 payment.record_released_hold(result, self._clock())
                 uow.payments.save(payment)
                 if not announced:
-                    uow.emit(self._voided_event(payment))
+                    uow.emit(voided_event(payment))
                 uow.commit()
         return payment
 
@@ -420,69 +453,6 @@ class PaymentService:
         if payment is None:
             raise PaymentNotFound(f"no payment {payment_id}")
         return payment
-
-    def _authorization_event(self, payment: Payment) -> Envelope:
-        amount = _money(payment.amount_minor, payment.currency)
-        if payment.status == "authorized":
-            return REGISTRY.new_event(
-                "payment.authorized",
-                PaymentAuthorized(
-                    payment_id=payment.payment_id,
-                    order_id=payment.order_id,
-                    customer_id=payment.customer_id,
-                    amount=amount,
-                    method=payment.method,
-                    gateway=payment.gateway,
-                    gateway_reference=payment.gateway_reference,
-                    # No instrument_token: a vault token is a payment credential, not news.
-                    expires_at=payment.authorization_expires_at,
-                ),
-                region=payment.region,
-            )
-        return REGISTRY.new_event(
-            "payment.failed",
-            PaymentFailed(
-                payment_id=payment.payment_id,
-                order_id=payment.order_id,
-                customer_id=payment.customer_id,
-                amount=amount,
-                method=payment.method,
-                stage="authorization",
-                error_code=payment.decline_code or "card_declined",
-                error_message=f"declined: {payment.decline_code}",
-                retryable=False,
-            ),
-            region=payment.region,
-        )
-
-    @staticmethod
-    def _voided_event(payment: Payment) -> Envelope:
-        return REGISTRY.new_event(
-            "payment.voided",
-            PaymentVoided(
-                payment_id=payment.payment_id,
-                order_id=payment.order_id,
-                customer_id=payment.customer_id,
-                amount=_money(payment.amount_minor, payment.currency),
-                method=payment.method,
-                gateway_reference=payment.gateway_reference,
-            ),
-            region=payment.region,
-        )
-
-    def _captured_event(self, payment: Payment, transaction: GatewayTransaction) -> Envelope:
-        return REGISTRY.new_event(
-            "payment.captured",
-            PaymentCaptured(
-                payment_id=payment.payment_id,
-                order_id=payment.order_id,
-                customer_id=payment.customer_id,
-                amount=_money(transaction.amount_minor, payment.currency),
-                method=payment.method,
-                gateway_reference=payment.gateway_reference,
-            ),
-            region=payment.region,
-        )
 
     def _region_for(self, order_id: str, region: str | None) -> str:
         """The given region, else the one an ``ord_<region>_…`` id names, else the default."""

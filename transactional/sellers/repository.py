@@ -7,10 +7,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Self
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from transactional.sellers.model import KycTransition, Seller, SellerDocument, SellerExists
+from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
 
 _SELLER_COLUMNS = (
@@ -31,7 +32,7 @@ class SqlSellerRepository:
         try:
             with self._connection.begin_nested():
                 self._connection.execute(
-                    text(
+                    sql(
                         f"INSERT INTO sellers ({_SELLER_COLUMNS}) VALUES (:seller_id, "
                         ":customer_id, :legal_name, :display_name, :business_type, :country, "
                         ":region, CAST(:documents AS jsonb), :kyc_status, :created_at, "
@@ -76,7 +77,7 @@ class SqlSellerRepository:
     def record(self, seller: Seller, transition: KycTransition) -> None:
         """Persist the seller's new KYC status and append the transition."""
         self._connection.execute(
-            text(
+            sql(
                 "UPDATE sellers SET kyc_status = :status, updated_at = :at "
                 "WHERE seller_id = :seller_id"
             ),
@@ -88,7 +89,7 @@ class SqlSellerRepository:
         """Sellers in a KYC status, oldest application first, and how many there are."""
         rows = (
             self._connection.execute(
-                text(
+                sql(
                     f"SELECT {_SELLER_COLUMNS} FROM sellers WHERE kyc_status = :status "
                     "ORDER BY created_at, seller_id LIMIT :limit OFFSET :offset"
                 ),
@@ -98,13 +99,13 @@ class SqlSellerRepository:
             .all()
         )
         total = self._connection.execute(
-            text("SELECT count(*) FROM sellers WHERE kyc_status = :status"), {"status": status}
+            sql("SELECT count(*) FROM sellers WHERE kyc_status = :status"), {"status": status}
         ).scalar_one()
         histories = self._histories([row["seller_id"] for row in rows])
         return [_seller(row, histories[row["seller_id"]]) for row in rows], int(total)
 
     def _one(self, query: str, value: str) -> Seller | None:
-        row = self._connection.execute(text(query), {"value": value}).mappings().first()
+        row = self._connection.execute(sql(query), {"value": value}).mappings().first()
         if row is None:
             return None
         return _seller(row, self._histories([row["seller_id"]])[row["seller_id"]])
@@ -114,7 +115,7 @@ class SqlSellerRepository:
         if not seller_ids:
             return histories
         rows = self._connection.execute(
-            text(
+            sql(
                 f"SELECT {_TRANSITION_COLUMNS} FROM seller_kyc_transitions "
                 "WHERE seller_id = ANY(:ids) ORDER BY at, transition_id"
             ),
@@ -128,7 +129,7 @@ class SqlSellerRepository:
         if not transitions:
             return
         self._connection.execute(
-            text(
+            sql(
                 f"INSERT INTO seller_kyc_transitions ({_TRANSITION_COLUMNS}) VALUES "
                 "(:seller_id, :from_status, :to_status, :at, :reviewer_id, :reason)"
             ),

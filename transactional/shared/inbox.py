@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from schemas.envelope import Envelope
+from transactional.shared.db import sql
 from transactional.shared.errors import StoreUnavailable
 
 Effect = Callable[[Connection], None]
@@ -16,11 +17,11 @@ Effect = Callable[[Connection], None]
 # admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
 _RESTARTING = frozenset({"57P01", "57P02", "57P03", "53300"})
 
-_CLAIM = text(
+_CLAIM = sql(
     "INSERT INTO inbox (consumer, event_id, event_type) VALUES (:consumer, :event_id, :event_type) "
     "ON CONFLICT DO NOTHING"
 )
-_CLAIM_MANY = text(
+_CLAIM_MANY = sql(
     "INSERT INTO inbox (consumer, event_id, event_type) "
     "SELECT :consumer, e, t FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) AS x(e, t) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
@@ -73,7 +74,7 @@ class PostgresInbox:
         """Forget applied ids older than the longest possible redelivery; return how many."""
         with self._engine.begin() as connection:
             return connection.execute(
-                text(
+                sql(
                     "DELETE FROM inbox WHERE processed_at < "
                     "clock_timestamp() - make_interval(secs => :s)"
                 ),

@@ -11,18 +11,22 @@ import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, InvalidPayload, SchemaRegistry
+from transactional.shared.db import sql
 
-_LOCK_KEYS = text(
+_LOCK_KEYS = sql(
     "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
     "FROM (SELECT DISTINCT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS keys"
 )
-_INSERT = text(
+# Every row of a unit of work in one statement, in the order given (ids follow it).
+_INSERT_SQL = (
     "INSERT INTO outbox (event_id, event_type, topic, message_key, value, headers) "
-    "VALUES (:event_id, :event_type, :topic, :message_key, :value, CAST(:headers AS jsonb))"
+    "SELECT e, t, p, k, v, h FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), "
+    "CAST(:topics AS text[]), CAST(:message_keys AS text[]), CAST(:values AS bytea[]), "
+    "CAST(:headers AS jsonb[])) WITH ORDINALITY AS r(e, t, p, k, v, h, n) ORDER BY n"
 )
 
 
@@ -95,10 +99,26 @@ class Outbox:
     def _lock_keys(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
         return {"keys": [f"{row['topic']}|{row['message_key']}" for row in rows]}
 
+    @staticmethod
+    def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+        return {
+            "event_ids": [row["event_id"] for row in rows],
+            "event_types": [row["event_type"] for row in rows],
+            "topics": [row["topic"] for row in rows],
+            "message_keys": [row["message_key"] for row in rows],
+            "values": [row["value"] for row in rows],
+            "headers": [row["headers"] for row in rows],
+        }
+
+    def statements(self, envelopes: Sequence[Envelope]) -> list[tuple[str, dict[str, Any]]]:
+        """The lock and insert statements (``:name`` SQL, parameters) that write ``envelopes``,
+        for callers that send statements themselves (the pipelined unit of work)."""
+        if not envelopes:
+            return []
+        rows = self.rows(envelopes)
+        return [(_LOCK_KEYS.text, self._lock_keys(rows)), (_INSERT_SQL, self._columns(rows))]
+
     def add(self, connection: Connection, envelopes: Sequence[Envelope]) -> None:
         """Write events inside the caller's open transaction (all of a unit of work at once)."""
-        if not envelopes:
-            return
-        rows = self.rows(envelopes)
-        connection.execute(_LOCK_KEYS, self._lock_keys(rows))
-        connection.execute(_INSERT, rows)
+        for statement, params in self.statements(envelopes):
+            connection.execute(sql(statement), params)

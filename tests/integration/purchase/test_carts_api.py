@@ -360,8 +360,7 @@ def test_a_refused_commit_leaves_redis_as_it_was(
     broken = CartService(
         lambda: SqlCartsUnitOfWork(engine, services.outbox, store),
         store,
-        live._prices,
-        live._stock,
+        live._shelf,
         region="zz",
         customer_currency=lambda _id: None,
     )

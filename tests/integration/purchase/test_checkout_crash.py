@@ -1,10 +1,12 @@
-"""Crash safety: `souk serve` killed at each checkout failpoint leaves no half-made order.
+"""Crash safety: `souk serve` killed at each step of the checkout leaves no half-made order.
 
 One server per failpoint dies mid-checkout (``SOUK_FAILPOINTS``); a clean server started
 afterwards (like any restart) recovers every saga: money held → the order is paid and the
-stock sold; no money held → the order is cancelled (or was never placed) and the stock is back.
-A client retrying with the same Idempotency-Key gets that final answer. Its sweeper also
-returns reservations that expired with nobody left to release them.
+stock sold; no money held → the order is cancelled (or was never placed) and the stock is
+back; declined → the 402, nothing charged. A client retrying with the same Idempotency-Key
+gets that final answer, and the cart of a completed checkout loses its bought lines and is
+free again. Its sweeper also returns reservations that expired with nobody left to release
+them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from souk.stack.endpoints import Endpoints
 from tests.integration.http import admin_headers, free_port, register
 from tests.integration.purchase.catalog_helpers import approved_seller
 from tests.integration.purchase.test_checkout_api import (
+    APPROVED,
+    DECLINED,
     checkout_body,
     checkout_ids_of,
     filled_cart,
@@ -39,15 +43,17 @@ from tests.integration.purchase.test_checkout_api import (
 )
 from transactional.shared.failpoints import CRASH_EXIT_CODE
 
-# Ordered so that a server armed with one failpoint, recovering the sagas the servers before
-# it left, never passes its own failpoint while doing so (it only dies on our request).
+# Every durable point of the hot path (see transactional/checkout/service.py), newest first.
 FAILPOINTS = (
-    "checkout.after_capture",
-    "checkout.after_authorize",
-    "checkout.after_order",
-    "checkout.after_reserve",
+    "checkout.after_complete",  # T2 committed; the cart's lines not removed yet
+    "checkout.after_capture",  # money taken; T2 not committed
+    "checkout.after_authorize",  # money held
+    "checkout.after_decline",  # the processor said no; nothing recorded yet
+    "checkout.after_order",  # T1 committed; the processor not called
+    "checkout.before_order",  # the Redis gate took the units; nothing in PostgreSQL
 )
-MONEY_HELD = {"checkout.after_capture", "checkout.after_authorize"}
+ROLLED_FORWARD = {"checkout.after_complete", "checkout.after_capture", "checkout.after_authorize"}
+DECLINING = {"checkout.after_decline"}
 UNITS = 3
 
 
@@ -110,6 +116,23 @@ class Scenario:
     key: str
 
 
+def claim_of(engine: Engine, cart_id: str) -> str | None:
+    """The checkout holding the cart, if any."""
+    with engine.connect() as connection:
+        holder = connection.execute(
+            text("SELECT checkout_id FROM checkout_cart_claims WHERE cart_id = :c"),
+            {"c": cart_id},
+        ).scalar_one_or_none()
+    return None if holder is None else str(holder)
+
+
+def cart_lines(client: Any, scenario: Scenario) -> list[str]:
+    """The SKUs left in the scenario's cart."""
+    cart = client.get(f"/v1/carts/{scenario.body['cart_id']}", headers=scenario.shopper["headers"])
+    assert cart.status_code == 200, cart.text
+    return [line["sku"] for line in cart.json()["lines"]]
+
+
 def post(url: str, scenario: Scenario) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/checkout",
@@ -145,7 +168,8 @@ def test_a_server_killed_at_each_failpoint_leaves_no_half_made_order(
     for failpoint in FAILPOINTS:
         sku = stock_sku(client, seller, UNITS)
         shopper = register(client)
-        body = checkout_body(filled_cart(client, shopper, {sku: 1}))
+        number = DECLINED if failpoint in DECLINING else APPROVED
+        body = checkout_body(filled_cart(client, shopper, {sku: 1}), number=number)
         scenarios.append(Scenario(failpoint, sku, shopper, body, str(uuid.uuid4())))
     # A reservation whose checkout vanished with its process: only the expiry sweeper frees it.
     orphan_sku = stock_sku(client, seller, UNITS)
@@ -186,46 +210,72 @@ def test_a_server_killed_at_each_failpoint_leaves_no_half_made_order(
                 )
             assert server.process.wait(timeout=10) == CRASH_EXIT_CODE
             assert f"failpoint {scenario.failpoint}" in server.output()
-        # Left half-done: the saga is still pending and its stock still held (sold already
-        # once the money is captured: the stock is committed before the capture).
-        (checkout_id,) = checkout_ids_of(engine, scenario.shopper["customer_id"])
-        assert saga_of(engine, checkout_id)["status"] == "pending"
-        sold = scenario.failpoint == "checkout.after_capture"
-        assert reservations_of(engine, checkout_id) == ["committed" if sold else "held"]
+        # Left half-done, as durable as the step it died after.
+        left = checkout_ids_of(engine, scenario.shopper["customer_id"])
+        if scenario.failpoint == "checkout.before_order":
+            assert left == []  # nothing durable: Redis alone took the units
+            continue
+        (checkout_id,) = left
+        completed = scenario.failpoint == "checkout.after_complete"
+        assert saga_of(engine, checkout_id)["status"] == ("completed" if completed else "pending")
+        assert reservations_of(engine, checkout_id) == ["committed" if completed else "held"]
+        assert claim_of(engine, scenario.body["cart_id"]) == checkout_id
 
     with souk_serve(env, tmp_path) as server:
         answers = {s.failpoint: settled(server.url, s) for s in scenarios}
-        deadline = time.monotonic() + 15
-        while stock_of(engine, orphan_sku) != (UNITS, 0):
-            assert time.monotonic() < deadline, "the expired reservation was never released"
+        deadline = time.monotonic() + 20
+        # The sweeper frees the orphan's units and the carts of sagas that ended mid-way.
+        while stock_of(engine, orphan_sku) != (UNITS, 0) or any(
+            claim_of(engine, s.body["cart_id"]) is not None for s in scenarios
+        ):
+            assert time.monotonic() < deadline, "the sweeper never released everything"
             time.sleep(0.2)
 
     for scenario in scenarios:
         answer = answers[scenario.failpoint]
         (checkout_id,) = checkout_ids_of(engine, scenario.shopper["customer_id"])
-        assert answer.headers.get("idempotent-replayed") == "true", answer.text
         assert answer.json()["checkout_id"] == checkout_id
         order = order_of(engine, checkout_id)
-        with engine.connect() as connection:
-            status = connection.execute(
-                text("SELECT status FROM checkouts WHERE checkout_id = :id"), {"id": checkout_id}
-            ).scalar_one()
-        if scenario.failpoint in MONEY_HELD:
-            # Rolled forward: paid, sold, the shopper gets the order.
+        status = saga_of(engine, checkout_id)["status"]
+        if scenario.failpoint == "checkout.before_order":
+            # Nothing was stored for the key, so the retry checked out afresh.
+            assert answer.status_code == 201, answer.text
+            assert answer.headers.get("idempotent-replayed") is None
+        else:
+            assert answer.headers.get("idempotent-replayed") == "true", answer.text
+        if scenario.failpoint in ROLLED_FORWARD or scenario.failpoint == "checkout.before_order":
+            # Rolled forward: paid, sold, the shopper gets the order, the cart's lines gone.
             assert answer.status_code == 201, (scenario.failpoint, answer.text)
             assert status == "completed"
             assert order is not None and order["status"] == "paid"
             assert order["paid_minor"] == order["grand_total_minor"]
             assert stock_of(engine, scenario.sku) == (UNITS - 1, 0)
             assert reservations_of(engine, checkout_id) == ["committed"]
+            assert cart_lines(client, scenario) == []
+        elif scenario.failpoint in DECLINING:
+            assert answer.status_code == 402, (scenario.failpoint, answer.text)
+            assert answer.json()["decline_code"] == "card_declined"
+            assert status == "failed"
+            assert order is not None and order["status"] == "cancelled"
+            assert stock_of(engine, scenario.sku) == (UNITS, 0)
+            assert reservations_of(engine, checkout_id) == ["released"]
+            assert cart_lines(client, scenario) == [scenario.sku]
         else:
-            # Rolled back: nothing charged, the units are back on sale.
+            # Rolled back: nothing charged, the units are back on sale, the cart kept.
             assert answer.status_code == 409, (scenario.failpoint, answer.text)
             assert answer.json()["code"] == "checkout_interrupted"
             assert status == "failed"
             assert order is None or order["status"] == "cancelled"
             assert stock_of(engine, scenario.sku) == (UNITS, 0)
             assert reservations_of(engine, checkout_id) == ["released"]
+            assert cart_lines(client, scenario) == [scenario.sku]
+        assert claim_of(engine, scenario.body["cart_id"]) is None, scenario.failpoint
+    # The units the crashed gate took from Redis are found by reconcile, which repairs them.
+    inventory = services["inventory"]
+    gated = next(s for s in scenarios if s.failpoint == "checkout.before_order")
+    assert inventory.reconcile(repair=True, settle_s=0.05).drifted >= 1
+    assert inventory.reconcile(repair=False, settle_s=0.05).drifted == 0
+    assert stock_of(engine, gated.sku) == (UNITS - 1, 0)
     with engine.connect() as connection:
         reason = connection.execute(
             text("SELECT release_reason FROM reservations WHERE checkout_id = :id"), {"id": orphan}

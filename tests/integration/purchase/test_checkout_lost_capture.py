@@ -31,7 +31,7 @@ from tests.integration.purchase.test_checkout_races import (
 )
 from transactional.checkout.adapters import PaymentsAdapter
 from transactional.checkout.model import IdempotencyKeyInUse, PaymentOutcomeUnknown
-from transactional.payments.model import GatewayAuthorization
+from transactional.payments.model import GatewayAuthorization, Payment
 from transactional.payments.repository import SqlPaymentsUnitOfWork
 from transactional.payments.service import PaymentService
 
@@ -43,15 +43,11 @@ def lost_capture(engine: Engine, services: Services) -> PaymentsAdapter:
     gateway = services["payments"]._gateway
 
     class LostAnswer(PaymentsAdapter):
-        def capture(self, payment_id: str) -> None:
-            with engine.connect() as connection:
-                reference, amount = connection.execute(
-                    text(
-                        "SELECT gateway_reference, amount_minor FROM payments WHERE payment_id = :p"
-                    ),
-                    {"p": payment_id},
-                ).one()
-            gateway.capture(reference, amount, f"{payment_id}:capture")
+        def collect(self, payment: Payment) -> int:
+            assert payment.gateway_reference is not None
+            gateway.capture(
+                payment.gateway_reference, payment.amount_minor, f"{payment.payment_id}:capture"
+            )
             raise PaymentOutcomeUnknown("timeout")
 
     return LostAnswer(services["payments"])
@@ -182,12 +178,9 @@ def test_a_cancel_just_before_the_capture_is_answered_as_cancelled(
     cart_id = filled_cart(client, shopper, {sku: 1})
 
     class SupportCancels(PaymentsAdapter):
-        def capture(self, payment_id: str) -> None:
-            (checkout_id,) = checkout_ids_of(engine, shopper["customer_id"])
-            order = order_of(engine, checkout_id)
-            assert order is not None
-            services["orders"].cancel(order["order_id"], "admin:support", "fraud_suspected")
-            super().capture(payment_id)
+        def collect(self, payment: Payment) -> int:
+            services["orders"].cancel(payment.order_id, "admin:support", "fraud_suspected")
+            return super().collect(payment)
 
     reply = run(
         saga(services, payments=SupportCancels(services["payments"])),

@@ -31,7 +31,6 @@ from tests.integration.purchase.test_checkout_api import (
     stock_sku,
 )
 from transactional.checkout.adapters import (
-    AddressBook,
     CartsAdapter,
     OrdersAdapter,
     PaymentsAdapter,
@@ -39,14 +38,15 @@ from transactional.checkout.adapters import (
 )
 from transactional.checkout.dto import render
 from transactional.checkout.model import (
-    Authorization,
     Card,
     CheckoutRequest,
     PaymentMethod,
     ShippingAddress,
 )
+from transactional.checkout.pipelined import PipelinedCheckoutUnitOfWork
 from transactional.checkout.repository import SqlCheckoutUnitOfWork
 from transactional.checkout.service import CheckoutReply, CheckoutService
+from transactional.payments.model import Payment
 from transactional.shared.auth import Principal
 
 LEASE_S = 30.0
@@ -70,8 +70,8 @@ def saga(
     """A checkout service on the real slices (adapters swappable), its clock ``skew_s`` ahead."""
     return CheckoutService(
         lambda: SqlCheckoutUnitOfWork(services.engine, services.outbox),
+        lambda: PipelinedCheckoutUnitOfWork(services.engine.raw_connection, services.outbox),
         carts=CartsAdapter(services["carts"]),
-        addresses=AddressBook(services["customers"]),
         stock=StockAdapter(services["inventory"]),
         orders=orders or OrdersAdapter(services["orders"]),
         payments=payments or PaymentsAdapter(services["payments"]),
@@ -79,6 +79,7 @@ def saga(
         card_key=b"races",
         lease_s=LEASE_S,
         idempotency_ttl_s=24 * 3600,
+        regions=services.settings.regions,
         clock=lambda: datetime.now(UTC) + timedelta(seconds=skew_s),
         max_recovery_attempts=max_recovery_attempts,
     )
@@ -133,16 +134,23 @@ def test_an_order_cancelled_by_support_before_it_is_paid_is_refunded_and_answere
     shopper = register(client)
     cart_id = filled_cart(client, shopper, {sku: 1})
 
-    class SupportCancels(OrdersAdapter):
-        def mark_paid(self, order_id: str, payment_id: str, amount: int, method: str) -> None:
-            services["orders"].cancel(order_id, "admin:support", "fraud_suspected")
-            super().mark_paid(order_id, payment_id, amount, method)
+    class SupportCancels(PaymentsAdapter):
+        def collect(self, payment: Payment) -> int:
+            captured = super().collect(payment)  # charged, then support cancels the order
+            services["orders"].cancel(payment.order_id, "admin:support", "fraud_suspected")
+            return captured
 
     key = str(uuid.uuid4())
-    reply = run(saga(services, orders=SupportCancels(services["orders"])), shopper, cart_id, key)
+    reply = run(
+        saga(services, payments=SupportCancels(services["payments"])), shopper, cart_id, key
+    )
 
     body = reply.response.body
-    assert (reply.response.status, body["code"], body["step"]) == (409, "order_cancelled", "finish")
+    assert (reply.response.status, body["code"], body["step"]) == (
+        409,
+        "order_cancelled",
+        "payment",
+    )
     checkout = saga_of(engine, reply.checkout_id)
     assert (checkout["status"], checkout["payment_status"]) == ("failed", "refunded")
     payment = payment_of(engine, checkout["payment_id"])
@@ -162,13 +170,13 @@ def test_an_order_cancelled_before_the_capture_is_never_charged(
     shopper = register(client)
     cart_id = filled_cart(client, shopper, {sku: 2})
 
-    class SupportCancels(OrdersAdapter):
-        def is_payable(self, order_id: str) -> bool:
-            services["orders"].cancel(order_id, "admin:support", "fraud_suspected")
-            return super().is_payable(order_id)
+    class SupportCancels(PaymentsAdapter):
+        def hold(self, payment: Payment) -> None:
+            super().hold(payment)  # authorized, then support cancels before the capture
+            services["orders"].cancel(payment.order_id, "admin:support", "fraud_suspected")
 
     reply = run(
-        saga(services, orders=SupportCancels(services["orders"])),
+        saga(services, payments=SupportCancels(services["payments"])),
         shopper,
         cart_id,
         str(uuid.uuid4()),
@@ -186,7 +194,7 @@ def test_an_order_cancelled_before_the_capture_is_never_charged(
         0,
         "voided",
     )
-    assert stock_of(engine, sku) == (5, 0)  # sold before the capture, then put back
+    assert stock_of(engine, sku) == (5, 0)  # released with the cancel
 
 
 def test_recovery_during_a_slow_authorization_leaves_no_hold_on_the_card(
@@ -199,9 +207,9 @@ def test_recovery_during_a_slow_authorization_leaves_no_hold_on_the_card(
     recovered: list[int] = []
 
     class SlowGateway(PaymentsAdapter):
-        def authorize(self, authorization: Authorization) -> None:
+        def hold(self, payment: Payment) -> None:
             recovered.append(late.recover())  # the call outlives the lease
-            super().authorize(authorization)
+            super().hold(payment)
 
     key = str(uuid.uuid4())
     reply = run(saga(services, payments=SlowGateway(services["payments"])), shopper, cart_id, key)
@@ -228,10 +236,10 @@ def test_a_reservation_swept_while_paying_is_voided_never_charged_and_refunded(
     cart_id = filled_cart(client, shopper, {sku: 1})
 
     class SlowGateway(PaymentsAdapter):
-        def authorize(self, authorization: Authorization) -> None:
-            super().authorize(authorization)
+        def hold(self, payment: Payment) -> None:
+            super().hold(payment)
             # The authorization took longer than the hold's TTL: the sweeper frees the units.
-            checkout_id = authorization.idempotency_key.removesuffix(":authorize")
+            checkout_id = payment.idempotency_key.removesuffix(":authorize")
             with engine.begin() as connection:
                 connection.execute(
                     text(
@@ -273,10 +281,10 @@ def test_what_the_shopper_adds_during_the_checkout_stays_in_the_cart(
     cart_id = filled_cart(client, shopper, {bought: 1})
 
     class ShopperAddsMore(PaymentsAdapter):
-        def capture(self, payment_id: str) -> None:
+        def collect(self, payment: Payment) -> int:
             services["carts"].add_item(cart_id, principal, bought, 1)
             services["carts"].add_item(cart_id, principal, later, 2)
-            super().capture(payment_id)
+            return super().collect(payment)
 
     reply = run(
         saga(services, payments=ShopperAddsMore(services["payments"])),
@@ -319,6 +327,11 @@ def test_a_saga_that_can_never_finish_is_given_up_refunded_and_answered(
     cart_id = filled_cart(client, shopper, {sku: 1})
     failing: dict[str, bool] = {"mark_paid": True}
 
+    class Broken(PaymentsAdapter):
+        def collect(self, payment: Payment) -> int:
+            super().collect(payment)
+            raise RuntimeError("a bug right after the capture")
+
     class OrdersDown(OrdersAdapter):
         def mark_paid(self, order_id: str, payment_id: str, amount: int, method: str) -> None:
             if failing["mark_paid"]:
@@ -328,7 +341,7 @@ def test_a_saga_that_can_never_finish_is_given_up_refunded_and_answered(
     orders = OrdersDown(services["orders"])
     key = str(uuid.uuid4())
     with pytest.raises(RuntimeError):
-        run(saga(services, orders=orders), shopper, cart_id, key)
+        run(saga(services, payments=Broken(services["payments"])), shopper, cart_id, key)
     (checkout_id,) = checkout_ids_of(engine, shopper["customer_id"])
     passes: list[Callable[[], int]] = [
         saga(

@@ -25,8 +25,9 @@ from tests.integration.http import admin_headers, assert_problem, register
 from tests.integration.purchase.catalog_helpers import approved_seller, fresh_sku, list_product
 from tests.integration.purchase.test_orders_service import outbox_types, pay_order, place_order
 from transactional.orders.model import Order
+from transactional.orders.placement import NewLine, PlaceOrder
 from transactional.orders.repository import SqlOrdersUnitOfWork
-from transactional.orders.service import NewLine, OrderService, PlaceOrder
+from transactional.orders.service import OrderService
 from transactional.payments.model import GatewayTimeout, Payment
 from transactional.payments.service import PaymentService
 

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, text
 from schemas.common import Address
 from souk.services import Services
 from transactional.orders.model import IllegalTransition, Order, OrderNotFound, Totals
-from transactional.orders.service import NewLine, OrderService, PlaceOrder
+from transactional.orders.placement import NewLine, PlaceOrder
+from transactional.orders.service import OrderService
 from transactional.payments.model import Card
 from transactional.payments.service import PaymentService
 

@@ -16,8 +16,9 @@ from transactional.payments.model import (
     GatewayTimeout,
     PaymentVoidedMeanwhile,
 )
-from transactional.payments.repository import SqlPaymentsUnitOfWork, SqlSandboxLedger
+from transactional.payments.repository import SqlPaymentsUnitOfWork
 from transactional.payments.sandbox import SandboxCardGateway
+from transactional.payments.sandbox_ledger import SqlSandboxLedger
 from transactional.payments.service import PaymentService
 from transactional.shared.errors import PaymentDeclined
 

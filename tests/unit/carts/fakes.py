@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes import FakeUnitOfWork
-from transactional.carts.model import Cart, CartNotFound, LineChange, Marker, Offer
+from transactional.carts.model import Cart, CartNotFound, LineChange, Marker, Offer, ShelfView
 from transactional.carts.service import CartService
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -114,6 +114,19 @@ class FakeStock:
         return {sku: self.units[sku] for sku in skus if sku in self.units}
 
 
+class FakeShelf:
+    """The catalog's offers and inventory's availability, looked at together (counted)."""
+
+    def __init__(self, prices: FakePrices, stock: FakeStock) -> None:
+        self.prices, self.stock = prices, stock
+        self.looks = 0
+
+    def look(self, skus: Collection[str]) -> ShelfView:
+        self.looks += 1
+        wanted = list(skus)
+        return ShelfView(self.prices.offers(wanted), self.stock.availability(wanted))
+
+
 def offer(sku: str, status: str = "active", **prices: int) -> Offer:
     """An offer priced in the given currencies (EUR 1000 by default)."""
     return Offer(
@@ -135,11 +148,11 @@ class Harness:
         self.prices = FakePrices(*offers)
         self.stock = FakeStock(**stock)
         known = dict(currencies or {})
+        self.shelf = FakeShelf(self.prices, self.stock)
         self.service = CartService(
             lambda: self.uow,
             self.store,
-            self.prices,
-            self.stock,
+            self.shelf,
             region="eu",
             customer_currency=known.get,
             clock=lambda: NOW,

@@ -107,6 +107,19 @@ def test_add_item_emits_item_added_with_the_quantity_in_cart() -> None:
         assert envelope.region == "eu" and envelope.aggregate_id == cart_id
 
 
+def test_add_item_reads_offers_and_stock_once_and_prices_its_answer_from_them() -> None:
+    h = Harness(offer("A", EUR=1999), offer("B", EUR=500), A=10, B=4)
+    cart_id = h.service.create(None)[0].cart_id
+    h.service.add_item(cart_id, None, "A", 1)
+    before = h.shelf.looks
+    view = h.service.add_item(cart_id, None, "B", 2)
+    assert h.shelf.looks == before + 1  # one read for the new SKU and the cart's lines
+    assert [(line.sku, line.quantity, line.available) for line in view.lines] == [
+        ("A", 1, 10),
+        ("B", 2, 4),
+    ]
+
+
 def test_add_item_refusals_change_nothing() -> None:
     h = Harness(offer("A", EUR=100), offer("U", USD=100), A=1)
     cart_id = h.service.create(None)[0].cart_id

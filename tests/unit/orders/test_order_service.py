@@ -12,7 +12,8 @@ from schemas.registry import REGISTRY
 from tests.unit.orders.fakes import FakeInventory, FakeOrdersUnitOfWork, FakePayments
 from tests.unit.payments.fakes import FakeClock
 from transactional.orders.model import IllegalTransition, OrderNotFound, Totals
-from transactional.orders.service import NewLine, OrderService, PlaceOrder
+from transactional.orders.placement import NewLine, PlaceOrder
+from transactional.orders.service import OrderService
 from transactional.shared.errors import Conflict, InvalidRequest
 
 LINES = [

@@ -30,6 +30,11 @@ class FakeClock:
 class MemorySandboxSession:
     """Stages writes; the ledger applies them only when the session ends without error."""
 
+    def prefetch(
+        self, *, key: str | None = None, token: str | None = None, reference: str | None = None
+    ) -> None:
+        """Nothing to fetch ahead: every read is in memory."""
+
     def __init__(self, ledger: MemorySandboxLedger) -> None:
         self._ledger = ledger
         self.requests: dict[str, StoredRequest] = {}
