@@ -7,9 +7,10 @@ service can be deployed as its own process from the same code.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from anyio import to_thread
 from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -58,6 +59,16 @@ def _constant(value: Any) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
+def worker_threads(count: int) -> Callable[[], Awaitable[None]]:
+    """A startup hook sizing the thread pool that runs synchronous handlers (anyio's, 40 by
+    default): a checkout waiting on the payment processor holds one thread."""
+
+    async def size_pool() -> None:
+        to_thread.current_default_thread_limiter().total_tokens = count
+
+    return size_pool
+
+
 def create_app(services: Services, domains: Sequence[str] | None = None) -> Litestar:
     """The ASGI app serving ``domains`` (all by default) over ``services``."""
     dependencies: dict[str, Provide] = {
@@ -78,6 +89,7 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
             path="/schema",
         ),
         cors_config=CORSConfig(allow_origins=["http://127.0.0.1:8000", "http://localhost:8000"]),
+        on_startup=[worker_threads(services.settings.worker_threads)],
         on_shutdown=[services.close],
     )
     document_problems(app.openapi_schema)
