@@ -52,7 +52,7 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from bench.checkout_floor import FloorResult, FloorSku, db_floor
-from bench.cpu import CpuMeter, listening_pid
+from bench.cpu import CpuMeter, server_root_pid
 from bench.rawhttp import RawHttp, RawHttpError
 from souk.seed import CatalogPlan, SeededCatalog, bearer, seed_catalog
 from souk.settings import Settings
@@ -370,7 +370,7 @@ def postmaster_pid(dsn: str) -> int:
 def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """`souk serve` in a subprocess: (base URL, pid)."""
     with serve_subprocess(env, log_path=log) as url:
-        yield url, listening_pid(urlsplit(url).port or 80)
+        yield url, server_root_pid(urlsplit(url).port or 80)
 
 
 @dataclass
@@ -452,6 +452,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=300.0, help="processor latency")
     parser.add_argument("--latency-clients", type=int, default=128)
     parser.add_argument("--floor-checkouts", type=int, default=6000, help="DB-floor work")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="`souk serve` processes (SOUK_HTTP_WORKERS)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -489,7 +492,10 @@ def measure(
     home: Path,
 ) -> Figures:
     """Every round, in one run on one database."""
-    env = server_environment(settings, database_url, redis_url)
+    env = {
+        **server_environment(settings, database_url, redis_url),
+        "SOUK_HTTP_WORKERS": str(args.workers),
+    }
     postgres = postmaster_pid(dsn)
     with server(env, home / "serve.log") as (base_url, pid):
         token = admin_token(settings)

@@ -24,6 +24,17 @@ def listening_pid(port: int) -> int:
     raise LookupError(f"nothing listens on port {port}")
 
 
+def server_root_pid(port: int) -> int:
+    """The `souk serve` process behind ``port``: the listener itself, or the parent of the
+    worker process listening (with SOUK_HTTP_WORKERS > 1), whose tree holds every worker."""
+    process = psutil.Process(listening_pid(port))
+    while True:
+        parent = process.parent()
+        if parent is None or not {"souk", "serve"} <= set(parent.cmdline()):
+            return process.pid
+        process = parent
+
+
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process and all its descendants alive now."""
     try:

@@ -6,11 +6,12 @@ service can be deployed as its own process from the same code.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from anyio import to_thread
 from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
@@ -59,14 +60,26 @@ def _constant(value: Any) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def worker_threads(count: int) -> Callable[[], Awaitable[None]]:
-    """A startup hook sizing the thread pool that runs synchronous handlers (anyio's, 40 by
-    default): a checkout waiting on the payment processor holds one thread."""
+def handler_threads(count: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Startup and shutdown hooks giving synchronous handlers a pool of ``count`` threads.
 
-    async def size_pool() -> None:
-        to_thread.current_default_thread_limiter().total_tokens = count
+    Litestar runs them on the event loop's default executor: 6 threads on 2 cores, so a
+    checkout waiting on the payment processor would hold one of six. Sized from the
+    processor's latency (``Settings.worker_threads``).
+    """
+    pools: dict[asyncio.AbstractEventLoop, ThreadPoolExecutor] = {}
 
-    return size_pool
+    def start() -> None:  # one pool per run of the app (tests run it on several loops)
+        loop = asyncio.get_running_loop()
+        pools[loop] = ThreadPoolExecutor(count, thread_name_prefix="souk-handler")
+        loop.set_default_executor(pools[loop])
+
+    def stop() -> None:
+        pool = pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    return start, stop
 
 
 def create_app(services: Services, domains: Sequence[str] | None = None) -> Litestar:
@@ -74,6 +87,7 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
     dependencies: dict[str, Provide] = {
         name: _constant(service) for name, service in services.provided.items()
     }
+    start_threads, stop_threads = handler_threads(services.settings.worker_threads)
     dependencies["principal"] = Provide(provide_principal, sync_to_thread=False)
     dependencies["maybe_principal"] = Provide(provide_maybe_principal, sync_to_thread=False)
     app = Litestar(
@@ -89,8 +103,8 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
             path="/schema",
         ),
         cors_config=CORSConfig(allow_origins=["http://127.0.0.1:8000", "http://localhost:8000"]),
-        on_startup=[worker_threads(services.settings.worker_threads)],
-        on_shutdown=[services.close],
+        on_startup=[start_threads],
+        on_shutdown=[stop_threads, services.close],
     )
     document_problems(app.openapi_schema)
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
 import uvicorn
 
 from serving.app import create_app
+from serving.asgi import DOMAINS_VARIABLE
 from souk.background import Housekeeper, housekeeping_tasks
 from souk.services import build_services
 from souk.settings import Settings
@@ -47,12 +49,26 @@ def serve(
                 relay_.close()
 
         relay_thread = threading.Thread(target=run_relay, name="souk-relay", daemon=True)
-    app = create_app(services, domains)
     housekeeper.start()
     if relay_thread is not None:
         relay_thread.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        if settings.http_workers > 1:
+            # One process holds one core (the GIL): the workers serve, this process keeps
+            # house and relays. Each worker wires its own services from the same settings.
+            os.environ[DOMAINS_VARIABLE] = ",".join(domains or [])
+            uvicorn.run(
+                "serving.asgi:create",
+                factory=True,
+                workers=settings.http_workers,
+                host=host,
+                port=port,
+                log_level=log_level,
+                access_log=False,
+            )
+        else:
+            app = create_app(services, domains)
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         housekeeper.stop()
         relay_stop.set()

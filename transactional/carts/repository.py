@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar, cast
 
 import redis
@@ -25,10 +26,9 @@ from redis.commands.core import Script
 from sqlalchemy import Engine
 
 from transactional.carts.model import Cart, CartNotFound, Line, LineChange, Marker
-from transactional.shared.db import sql
 from transactional.shared.errors import StoreUnavailable
 from transactional.shared.outbox import Outbox
-from transactional.shared.unit_of_work import SqlUnitOfWork
+from transactional.shared.pipeline import PipelinedUnitOfWork, pyformat
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,12 @@ _DELETE = """
 if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return redis.call('DEL', KEYS[1], KEYS[2])
 """
+
+
+_LOCK = pyformat(
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+    "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS keys"
+)
 
 
 def _text(value: bytes | str) -> str:
@@ -278,7 +284,7 @@ class RedisCarts:
         self._delete(keys=keys, args=[cart_id])
 
 
-class SqlCartsUnitOfWork(SqlUnitOfWork):
+class SqlCartsUnitOfWork(PipelinedUnitOfWork):
     """A PostgreSQL transaction for the outbox, with the Redis cart store attached.
 
     Redis and PostgreSQL share no transaction. Order of a write: take a per-cart advisory
@@ -292,13 +298,14 @@ class SqlCartsUnitOfWork(SqlUnitOfWork):
     Unlike inventory, these Redis calls must stay inside the transaction: the advisory lock
     is what orders one cart's Redis changes like its outbox rows. They are few and small (one
     script per line changed), and each is bounded by the Redis client's socket timeout
-    (``redis_timeout_s``), after which the transaction rolls back with a 503.
+    (``redis_timeout_s``), after which the transaction rolls back with a 503. PostgreSQL sees
+    two round trips: BEGIN with the lock, then the outbox rows with COMMIT.
     """
 
     carts: RedisCarts
 
     def __init__(self, engine: Engine, outbox: Outbox, store: RedisCarts) -> None:
-        super().__init__(engine, outbox)
+        super().__init__(engine.raw_connection, outbox)
         self._store = store
         self._undo: list[Undo] = []
 
@@ -308,12 +315,22 @@ class SqlCartsUnitOfWork(SqlUnitOfWork):
         self.carts = self._store.journaled(self._undo)
         return self
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._undo_redis()  # nothing to undo once committed
+        finally:
+            super().__exit__(exc_type, exc, tb)
+
     def lock(self, *keys: str) -> None:
         """Serialise writers of these keys until the transaction ends (sorted: no deadlock)."""
-        for key in sorted(set(keys)):
-            self.connection.execute(
-                sql("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-            )
+        self.begin()
+        self.execute(_LOCK, {"keys": sorted(set(keys))})
+        self.sync()  # held before any Redis change is made
 
     def commit(self) -> None:
         """Commit the outbox rows; the Redis changes are then final."""
@@ -325,9 +342,12 @@ class SqlCartsUnitOfWork(SqlUnitOfWork):
         try:
             super().rollback()
         finally:
-            while self._undo:
-                step = self._undo.pop()
-                try:
-                    step()
-                except Exception:  # keep undoing the rest; the cart expires eventually
-                    log.exception("could not undo a cart change in Redis")
+            self._undo_redis()
+
+    def _undo_redis(self) -> None:
+        while self._undo:
+            step = self._undo.pop()
+            try:
+                step()
+            except Exception:  # keep undoing the rest; the cart expires eventually
+                log.exception("could not undo a cart change in Redis")

@@ -41,7 +41,14 @@ from transactional.checkout.model import (
     recovery_after_lookup,
     recovery_for,
 )
-from transactional.checkout.ports import Carts, CheckoutUnitOfWork, Orders, Payments, Stock
+from transactional.checkout.ports import (
+    Carts,
+    CheckoutUnitOfWork,
+    HotUnitOfWork,
+    Orders,
+    Payments,
+    Stock,
+)
 from transactional.shared.errors import DomainError, PaymentDeclined, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,7 @@ class SagaDriver:
     def __init__(
         self,
         uow: Callable[[], CheckoutUnitOfWork],
+        hot: Callable[[], HotUnitOfWork],
         *,
         carts: Carts,
         stock: Stock,
@@ -76,6 +84,7 @@ class SagaDriver:
         max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
     ) -> None:
         self._uow = uow
+        self._hot = hot
         self._carts = carts
         self._stock = stock
         self._orders = orders
@@ -125,9 +134,9 @@ class SagaDriver:
             self._carts.checked_out(
                 cart_id, order_id, [(line.sku, line.quantity) for line in plan.lines]
             )
-            with self._uow() as uow:
-                uow.claims.release(cart_id, checkout_id)
-                uow.commit()
+            with self._hot() as hot:  # one statement, committed alone
+                hot.claims.release(cart_id, checkout_id)
+                hot.sync()
         except (DomainError, StoreUnavailable) as error:
             log.info("checkout %s: cart not emptied yet: %s", checkout_id, error)
         except Exception:  # the purchase is complete either way: never fail its answer

@@ -168,6 +168,7 @@ class CheckoutService:
         self._clock = clock
         self._saga = SagaDriver(
             uow,
+            hot,
             carts=carts,
             stock=stock,
             orders=orders,
@@ -342,7 +343,9 @@ class CheckoutService:
             if placing.key.get() is None:
                 raise _KeyTaken(record.key)
             if placing.claim.get() is None:
-                raise _in_checkout(checkout.cart_id, placing.holder.get())
+                holder = uow.claims.holder(checkout.cart_id)  # who won (a rare race)
+                uow.sync()
+                raise _in_checkout(checkout.cart_id, holder.get())
             refused = placing.refused()
             if refused:
                 raise StockRefused(refused)

@@ -38,7 +38,6 @@ class Placing:
 
     key: Deferred[str | None]  # None: a live request with the key won
     claim: Deferred[str | None]  # None: another checkout holds the cart
-    holder: Deferred[str | None]  # who holds the cart
     holds: list[tuple[Pick, Deferred[StockLevel | None]]]  # None: PostgreSQL refused
 
     def refused(self) -> list[StockKey]:
@@ -66,7 +65,6 @@ def queue_place(
     uow.begin()
     key = uow.keys.claim(record)
     claim = uow.claims.claim(checkout.cart_id, checkout.checkout_id, now)
-    holder = uow.claims.holder(checkout.cart_id)  # who won, if it was not us
     # Rows locked in (sku, warehouse) order: concurrent carts never deadlock.
     ordered = sorted(picks, key=lambda pick: pick.key)
     holds = [(p, uow.stock.hold(p.sku, p.warehouse_id, p.quantity)) for p in ordered]
@@ -74,7 +72,7 @@ def queue_place(
     uow.orders.add(order)
     uow.payments.add(payment)
     uow.checkouts.add(checkout)
-    return Placing(key, claim, holder, holds)
+    return Placing(key, claim, holds)
 
 
 def place_events(

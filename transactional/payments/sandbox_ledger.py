@@ -37,6 +37,7 @@ def _params(columns: str) -> str:
     return ", ".join(f":{name}" for name in _names(columns))
 
 
+_VAULT_NAMES = _names(_VAULT_COLUMNS)
 _LOCK = pyformat("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _REQUEST = pyformat(
     "SELECT idempotency_key, operation, fingerprint, result "
@@ -146,9 +147,7 @@ class SqlSandboxSession:
 
     def save_vault_entry(self, entry: VaultEntry) -> None:
         """Vault a card."""
-        self._uow.execute(
-            _SAVE_VAULT, {name: getattr(entry, name) for name in _names(_VAULT_COLUMNS)}
-        )
+        self._uow.execute(_SAVE_VAULT, {name: getattr(entry, name) for name in _VAULT_NAMES})
         self._vault[entry.token] = entry
 
     def claim_vault_entry(self, token: str, owner: str) -> str | None:
@@ -179,6 +178,12 @@ class SqlSandboxLedger:
 
     def __init__(self, engine: Engine) -> None:
         self._connect: Callable[[], Any] = engine.raw_connection
+
+    def vault(self, entry: VaultEntry) -> None:
+        """Store a new card: one statement, committed on its own."""
+        with PipelinedUnitOfWork(self._connect, None) as uow:
+            uow.execute(_SAVE_VAULT, {name: getattr(entry, name) for name in _VAULT_NAMES})
+            uow.sync()
 
     @contextmanager
     def session(self, lock_key: str) -> Iterator[SqlSandboxSession]:

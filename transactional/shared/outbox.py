@@ -17,16 +17,18 @@ from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, InvalidPayload, SchemaRegistry
 from transactional.shared.db import sql
 
-_LOCK_KEYS = sql(
-    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-    "FROM (SELECT DISTINCT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS keys"
-)
-# Every row of a unit of work in one statement, in the order given (ids follow it).
+# Every row of a unit of work in one statement, in the order given (ids follow it). The
+# per-aggregate locks come from a subquery the sorted rows wait for, so they are all held
+# before the first id is drawn, and until the commit.
 _INSERT_SQL = (
     "INSERT INTO outbox (event_id, event_type, topic, message_key, value, headers) "
-    "SELECT e, t, p, k, v, h FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), "
-    "CAST(:topics AS text[]), CAST(:message_keys AS text[]), CAST(:values AS bytea[]), "
-    "CAST(:headers AS jsonb[])) WITH ORDINALITY AS r(e, t, p, k, v, h, n) ORDER BY n"
+    "SELECT e, t, p, k, v, h FROM unnest(CAST(:event_ids AS uuid[]), "
+    "CAST(:event_types AS text[]), CAST(:topics AS text[]), CAST(:message_keys AS text[]), "
+    "CAST(:values AS bytea[]), CAST(:headers AS jsonb[])) "
+    "WITH ORDINALITY AS r(e, t, p, k, v, h, n), "
+    "(SELECT count(pg_advisory_xact_lock(hashtextextended(x, 0))) AS held "
+    "FROM (SELECT DISTINCT unnest(CAST(:keys AS text[])) AS x ORDER BY 1) AS keys) AS locks "
+    "ORDER BY n"
 )
 
 
@@ -116,7 +118,7 @@ class Outbox:
         if not envelopes:
             return []
         rows = self.rows(envelopes)
-        return [(_LOCK_KEYS.text, self._lock_keys(rows)), (_INSERT_SQL, self._columns(rows))]
+        return [(_INSERT_SQL, {**self._lock_keys(rows), **self._columns(rows)})]
 
     def add(self, connection: Connection, envelopes: Sequence[Envelope]) -> None:
         """Write events inside the caller's open transaction (all of a unit of work at once)."""

@@ -39,9 +39,7 @@ def sales(engine: Engine, customer_id: str) -> dict[str, Any]:
     with engine.connect() as connection:
         orders = dict(
             connection.execute(
-                text(
-                    "SELECT status, count(*) FROM orders WHERE customer_id = :c GROUP BY status"
-                ),
+                text("SELECT status, count(*) FROM orders WHERE customer_id = :c GROUP BY status"),
                 {"c": customer_id},
             ).all()
         )
@@ -70,9 +68,7 @@ def racing_checkouts(
     """``racers`` checkouts of one cart at once, each with its own Idempotency-Key."""
     body = checkout_body(cart_id)
     with httpx.Client(base_url=live_url, timeout=60) as http:
-        return race(
-            [lambda: post(http, shopper, body, str(uuid.uuid4())) for _ in range(racers)]
-        )
+        return race([lambda: post(http, shopper, body, str(uuid.uuid4())) for _ in range(racers)])
 
 
 @pytest.mark.parametrize("racers", [10, 50])

@@ -145,6 +145,7 @@ def test_a_lost_authorization_answer_is_looked_up_and_the_slow_path_completes() 
         "payments.capture",
         "orders.mark_paid",
         "carts.checked_out",
+        "hot.sync",  # the cart is free again
     ]
     saga = h.world.only_saga()
     assert (saga.stage, saga.payment_status) == (Stage.COMPLETED, "captured")
@@ -317,6 +318,7 @@ def test_a_capture_whose_answer_was_lost_is_handed_to_recovery_which_finishes(
         "payments.capture",  # idempotent: a capture that happened is not made twice
         "orders.mark_paid",
         "carts.checked_out",
+        "hot.sync",  # the cart is free again
     ]
     payment = h.world.payment(saga.payment_id or "")
     assert (payment.status, payment.captured_minor) == ("captured", 2250)
@@ -336,6 +338,7 @@ def test_a_refused_capture_is_retried_by_the_slow_path() -> None:
         "payments.capture",
         "orders.mark_paid",
         "carts.checked_out",
+        "hot.sync",  # the cart is free again
     ]
     assert h.world.payment(_payment_id(h)).status == "captured"
 
@@ -459,6 +462,7 @@ def test_t2_finding_the_payment_recorded_meanwhile_completes_step_by_step() -> N
         "payments.capture",
         "orders.mark_paid",
         "carts.checked_out",
+        "hot.sync",  # the cart is free again
     ]
     assert h.world.only_saga().stage is Stage.COMPLETED
     assert h.world.on_hand() == {A: 8, B: 9} and h.world.claim("crt_1") is None

@@ -49,7 +49,7 @@ class MemorySandboxSession:
         self.requests[request.idempotency_key] = request
 
     def vault_entry(self, token: str) -> VaultEntry | None:
-        return self.vault.get(token) or self._ledger.vault.get(token)
+        return self.vault.get(token) or self._ledger.cards.get(token)
 
     def save_vault_entry(self, entry: VaultEntry) -> None:
         self.vault[entry.token] = entry
@@ -75,10 +75,14 @@ class MemorySandboxLedger:
 
     def __init__(self) -> None:
         self.requests: dict[str, StoredRequest] = {}
-        self.vault: dict[str, VaultEntry] = {}
+        self.cards: dict[str, VaultEntry] = {}
         self.charges: dict[str, Charge] = {}
         self.sessions = 0
         self._lock = threading.RLock()
+
+    def vault(self, entry: VaultEntry) -> None:
+        with self._lock:
+            self.cards[entry.token] = entry
 
     @contextmanager
     def session(self, lock_key: str) -> Iterator[MemorySandboxSession]:
@@ -87,7 +91,7 @@ class MemorySandboxLedger:
             staged = MemorySandboxSession(self)
             yield staged
             self.requests.update(staged.requests)
-            self.vault.update(staged.vault)
+            self.cards.update(staged.vault)
             self.charges.update(staged.charges)
 
 

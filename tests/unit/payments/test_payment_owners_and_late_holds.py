@@ -72,7 +72,7 @@ def test_the_sandbox_keeps_the_owner_and_refuses_others_before_any_replay() -> N
     ledger = MemorySandboxLedger()
     gateway = SandboxCardGateway(ledger)
     token = gateway.tokenize(card(), "cus_1")
-    assert gateway.owner_of(token) == "cus_1" and ledger.vault[token].owner == "cus_1"
+    assert gateway.owner_of(token) == "cus_1" and ledger.cards[token].owner == "cus_1"
     first = gateway.authorize(token, 100, "EUR", "k1", owner="cus_1")
     with pytest.raises(UnknownInstrument):
         gateway.authorize(token, 100, "EUR", "k1", owner="cus_2")  # not even the replay

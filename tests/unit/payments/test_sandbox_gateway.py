@@ -199,14 +199,14 @@ def test_card_checks_raise_invalid_card(
         gateway.tokenize(card(**changes))  # type: ignore[arg-type]
     assert raised.value.code == "invalid_card" and raised.value.extra["reason"] == reason
     assert "4242424242424241" not in raised.value.detail
-    assert ledger.vault == {}
+    assert ledger.cards == {}
 
 
 def test_a_card_is_valid_through_its_expiry_month_and_two_digit_years_work(
     gateway: SandboxCardGateway, ledger: MemorySandboxLedger
 ) -> None:
     token = gateway.tokenize(card(exp_month=3, exp_year=26))
-    assert ledger.vault[token].exp_year == 2026
+    assert ledger.cards[token].exp_year == 2026
 
 
 def test_the_vault_keeps_the_number_but_nothing_else_shows_it(
@@ -215,8 +215,8 @@ def test_the_vault_keeps_the_number_but_nothing_else_shows_it(
     secret = card("378282246310005", cvc="1234")
     assert "378282246310005" not in repr(secret) and "1234" not in repr(secret)
     token = gateway.tokenize(secret)
-    assert ledger.vault[token].number == "378282246310005"
-    assert ledger.vault[token].brand == "amex"
+    assert ledger.cards[token].number == "378282246310005"
+    assert ledger.cards[token].brand == "amex"
     auth = gateway.authorize(token, 100, "USD", "amex")
     assert "378282246310005" not in repr(auth) and auth.last4 == "0005"
 
