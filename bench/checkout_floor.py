@@ -19,6 +19,7 @@ from typing import Any
 from psycopg import Cursor
 from sqlalchemy import Engine
 
+from bench.start import StartLine
 from schemas.ids import new_id
 from transactional.checkout.dto import render
 from transactional.checkout.model import (
@@ -238,12 +239,7 @@ def db_floor(
     work = [recorded_checkout(outbox, skus[n % len(skus)], n) for n in range(checkouts)]
     shares = [work[n::threads] for n in range(threads)]
     done = [0] * threads
-    deadline = [0.0]
-
-    def start_clock() -> None:  # runs before any thread is let go: nobody sees deadline 0
-        deadline[0] = time.perf_counter() + seconds
-
-    ready = threading.Barrier(threads + 1, action=start_clock)
+    ready = StartLine(threads + 1, seconds)
 
     def worker(index: int) -> None:
         pooled = engine.raw_connection()
@@ -254,7 +250,7 @@ def db_floor(
             ready.wait()
             with connection.pipeline() as pipeline:
                 for transactions in shares[index]:
-                    if time.perf_counter() >= deadline[0]:
+                    if not ready.running():
                         break
                     for operations in transactions:
                         replay(cursor, pipeline, operations)
@@ -268,9 +264,8 @@ def db_floor(
         for thread in workers:
             thread.start()
         ready.wait()
-        started = time.perf_counter()
         for thread in workers:
             thread.join()
-        return FloorResult(sum(done), time.perf_counter() - started)
+        return FloorResult(sum(done), time.perf_counter() - ready.started)
 
     return around(run)

@@ -54,6 +54,7 @@ from sqlalchemy import Engine, text
 from bench.checkout_floor import FloorResult, FloorSku, db_floor
 from bench.cpu import CpuMeter, server_root_pid
 from bench.rawhttp import RawHttp, RawHttpError
+from bench.start import StartLine
 from souk.seed import CatalogPlan, SeededCatalog, bearer, seed_catalog
 from souk.settings import Settings
 from souk.simulate_cli import admin_token
@@ -146,17 +147,12 @@ def raw_write_rate(dsn: str, threads: int, seconds: float) -> float:
             "client INTEGER NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now(), note TEXT)"
         )
     counts = [0] * threads
-    deadline = [0.0]
-
-    def start_clock() -> None:  # runs before any thread is let go
-        deadline[0] = time.perf_counter() + seconds
-
-    start_line = threading.Barrier(threads + 1, action=start_clock)
+    start_line = StartLine(threads + 1, seconds)
 
     def write(client: int) -> None:
         with psycopg.connect(dsn) as connection:
             start_line.wait()
-            while time.perf_counter() < deadline[0]:
+            while start_line.running():
                 # psycopg opens the transaction (BEGIN) with the first statement.
                 connection.execute(
                     "INSERT INTO bench_short_writes (client, note) VALUES (%s, %s)",
@@ -169,10 +165,9 @@ def raw_write_rate(dsn: str, threads: int, seconds: float) -> float:
     for worker in workers:
         worker.start()
     start_line.wait()
-    started = time.perf_counter()
     for worker in workers:
         worker.join()
-    return sum(counts) / (time.perf_counter() - started)
+    return sum(counts) / (time.perf_counter() - start_line.started)
 
 
 def new_account(base_url: str) -> Account:
@@ -220,13 +215,7 @@ def run_round(
     """One client per account adding a random SKU to its cart and checking out, for
     ``seconds`` (or until ``stop_when``)."""
     result = Round(len(accounts))
-    deadline = [0.0]
-
-    def start_clock() -> None:
-        # Runs before any client is let go, so none can see the deadline unset.
-        deadline[0] = time.perf_counter() + seconds
-
-    ready = threading.Barrier(len(accounts) + 1, action=start_clock)
+    ready = StartLine(len(accounts) + 1, seconds)
     address = urlsplit(base_url)
     card = {
         "type": "card",
@@ -250,7 +239,7 @@ def run_round(
         try:
             ready.wait()
             for attempt in itertools.count():
-                if time.perf_counter() >= deadline[0] or stop_when(result):
+                if not ready.running() or stop_when(result):
                     return
                 sku = rng.choice(skus)
                 began = time.perf_counter()
@@ -298,10 +287,9 @@ def run_round(
         thread.start()
     before = meter.read() if meter is not None else None
     ready.wait()
-    started = time.perf_counter()
     for thread in threads:
         thread.join()
-    result.seconds = time.perf_counter() - started
+    result.seconds = time.perf_counter() - ready.started
     if meter is not None and before is not None:
         result.cpu_s = meter.read().minus(before)
     return result

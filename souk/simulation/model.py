@@ -130,6 +130,9 @@ class SessionPlan:
     replay: bool
     cancel: bool
     ship_region: str | None  # None: the account's saved home address
+    # After a checkout succeeds, the same cart is checked out again from another tab (a new
+    # Idempotency-Key): the lines are gone, so it must be refused, never sold twice.
+    second_tab: bool = False
 
     @property
     def fraud(self) -> bool:
@@ -276,9 +279,12 @@ class ShopperModel:
             orders=1,
             card=card,
             retry_declined=rng.random() < config.retry_decline_share,
-            replay=rng.random() < config.replay_share,
+            replay=(replay := rng.random() < config.replay_share),
             cancel=rng.random() < config.cancel_share,
             ship_region=None,
+            # Half the replaying shoppers also use a second tab (no draw: the seed's other
+            # choices stay what they were).
+            second_tab=replay and index % 2 == 0,
         )
 
     def _fraud_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:

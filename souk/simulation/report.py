@@ -71,6 +71,7 @@ class SimulationReport:
     cancels: int = 0
     idempotent_replays: int = 0
     replay_mismatches: int = 0  # a replay answered differently from the first call
+    second_tabs_refused: int = 0  # a bought cart checked out again (new key): 422, not sold
     fraud_sessions: int = 0
     fraud_labels: list[FraudLabel] = field(default_factory=list)
     orders: dict[str, OrderRecord] = field(default_factory=dict)
@@ -138,6 +139,10 @@ def report_tables(report: SimulationReport) -> list[Table]:
         ("orders cancelled", str(report.cancels)),
         ("idempotent replays (same answer)", str(report.idempotent_replays)),
         ("replays answered differently", str(report.replay_mismatches)),
+        (
+            "bought carts checked out again from a 2nd tab (refused)",
+            str(report.second_tabs_refused),
+        ),
         (
             "fraud-like sessions / accounts / orders",
             f"{report.fraud_sessions} / {len(report.fraud_customers())} / "

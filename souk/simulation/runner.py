@@ -564,6 +564,8 @@ class Simulation:
                 self._replay(http, body, headers, key, response)
             if response.status_code in (200, 201):
                 self._placed(http, plan, account, response.json(), label)
+                if plan.second_tab:
+                    self._second_tab(http, body, headers, key, response.json())
                 return
             problem = response.json()
             if response.status_code == 402:
@@ -617,6 +619,36 @@ class Simulation:
                     f"replay of {key}: {first.status_code} {first.text[:120]} then "
                     f"{again.status_code} {again.text[:120]}"
                 )
+
+    def _second_tab(
+        self,
+        http: httpx.Client,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        key: str,
+        paid: Mapping[str, Any],
+    ) -> None:
+        """Check the bought cart out again from another tab: refused, naming the order."""
+        again = self._call(
+            http,
+            "POST",
+            "/v1/checkout",
+            (409, 422),
+            json=body,
+            headers={**headers, "Idempotency-Key": f"{key}-tab"},
+        )
+        problem = again.json()
+        refused = (problem.get("code"), problem.get("reason"), problem.get("order_id")) == (
+            "invalid_cart",
+            "already_checked_out",
+            paid.get("order_id"),
+        ) or problem.get("code") == "checkout_in_progress"
+        with self._lock:
+            if refused:
+                self.report.second_tabs_refused += 1
+            else:
+                self.report.unexpected[f"second tab → {again.status_code}"] += 1
+                self._sample(f"second tab of {key}: {again.status_code} {again.text[:200]}")
 
     def _drop_skus(
         self, http: httpx.Client, cart_id: str, skus: Sequence[str], headers: Mapping[str, str]

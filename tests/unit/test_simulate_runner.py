@@ -172,6 +172,13 @@ class FakeShop:
         if short:
             return 409, {"status": 409, "code": "insufficient_stock", "skus": short}
         if not cart["lines"]:
+            if cart.get("last_order"):  # as the real checkout answers a bought cart
+                return 422, {
+                    "status": 422,
+                    "code": "invalid_cart",
+                    "reason": "already_checked_out",
+                    "order_id": cart["last_order"],
+                }
             return 422, {"status": 422, "code": "cart_empty"}
         for sku, qty in cart["lines"].items():
             self.stock[sku] -= qty
@@ -183,6 +190,7 @@ class FakeShop:
             "lines": dict(cart["lines"]),
         }
         cart["lines"] = {}
+        cart["last_order"] = order_id
         return 201, {"order_id": order_id}
 
 
@@ -216,6 +224,7 @@ def test_a_run_places_orders_and_counts_what_happened() -> None:
     assert report.checkouts_succeeded == len(shop.orders) == len(report.orders) > 0
     assert report.cancels == sum(o["status"] == "cancelled" for o in shop.orders.values()) > 0
     assert report.checkouts_declined > 0 and report.idempotent_replays > 0
+    assert report.second_tabs_refused > 0  # bought carts checked out again: refused
     assert report.checkouts_out_of_stock + report.items_refused > 0  # 5 units per SKU
     assert report.events_sent == len(shop.events)
     assert {e["type"] for e in shop.events} >= {"product.viewed", "search.performed"}
