@@ -157,7 +157,7 @@ def recorded_checkout(outbox: Outbox, item: FloorSku, n: int) -> list[list[Opera
     level = StockLevel(item.sku, item.warehouse_id, "eu", 1_000_000, 1)
     t1 = RecordingUnitOfWork(outbox)
     pick = Pick(item.sku, item.warehouse_id, 1)
-    queue_place(t1, record, checkout, [pick], [reservation], order, payment, now)
+    queue_place(t1, record, checkout, None, [pick], [reservation], order, payment, now)
     t1.sync()
     t1.emit(*place_events(checkout, [reservation], {pick.key: level}, order))
     t1.commit()

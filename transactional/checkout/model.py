@@ -522,6 +522,14 @@ class StoredResponse:
 
 
 @dataclass(frozen=True)
+class CartClaim:
+    """A cart's claim row: the checkout holding it (None: free) and the last order bought."""
+
+    holder: str | None
+    last_order_id: str | None
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """A customer's idempotency key: the request it stands for and, once final, its response."""
 

@@ -16,9 +16,9 @@ from psycopg import Cursor
 from psycopg.rows import dict_row
 
 from transactional.catalog.pipelined import PipelinedCatalog
-from transactional.checkout.model import Checkout, IdempotencyRecord, StoredResponse
+from transactional.checkout.model import CartClaim, Checkout, IdempotencyRecord, StoredResponse
 from transactional.checkout.repository import (
-    CART_HOLDER,
+    CART_CLAIM,
     CLAIM_CART,
     CLAIM_KEY,
     FINISH_KEY,
@@ -51,8 +51,8 @@ _RENEW = pyformat(RENEW_LEASE)
 _CLAIM_KEY = pyformat(CLAIM_KEY)
 _GET_KEY = pyformat(GET_KEY)
 _FINISH_KEY = pyformat(FINISH_KEY)
-_CLAIM_CART = pyformat(CLAIM_CART + " RETURNING checkout_id")
-_CART_HOLDER = pyformat(CART_HOLDER)
+_CLAIM_CART = pyformat(CLAIM_CART)
+_CART_CLAIM = pyformat(CART_CLAIM)
 _RELEASE_CART = pyformat(RELEASE_CART)
 
 
@@ -115,24 +115,33 @@ class PipelinedKeys:
         self._uow.execute(_FINISH_KEY, finish_row(customer_id, key, checkout_id, response))
 
 
+def _claim(cursor: Cursor[Row]) -> CartClaim | None:
+    row = cursor.fetchone()
+    return None if row is None else CartClaim(row[0], row[1])
+
+
 class PipelinedCartClaims:
-    """Which checkout holds a cart, queued: one checkout at a time per cart."""
+    """Which checkout holds a cart, queued: one checkout at a time per cart, and a bought
+    cart bought once."""
 
     def __init__(self, uow: PipelinedUnitOfWork) -> None:
         self._uow = uow
 
-    def holder(self, cart_id: str) -> Deferred[str | None]:
-        """The checkout holding the cart, if any."""
-        return self._uow.query(_CART_HOLDER, {"cart_id": cart_id}, _scalar)
+    def state(self, cart_id: str) -> Deferred[CartClaim | None]:
+        """The cart's claim row, if it ever had one."""
+        return self._uow.query(_CART_CLAIM, {"cart_id": cart_id}, _claim)
 
-    def claim(self, cart_id: str, checkout_id: str, at: datetime) -> Deferred[str | None]:
-        """Hold the cart for the checkout: its id if claimed, None if another holds it."""
-        params = {"cart_id": cart_id, "checkout_id": checkout_id, "at": at}
+    def claim(
+        self, cart_id: str, checkout_id: str, seen_order: str | None, at: datetime
+    ) -> Deferred[str | None]:
+        """Hold the cart if free and not bought since ``seen_order``: its id, else None."""
+        params = {"cart_id": cart_id, "checkout_id": checkout_id, "seen": seen_order, "at": at}
         return self._uow.query(_CLAIM_CART, params, _scalar)
 
-    def release(self, cart_id: str, checkout_id: str) -> None:
+    def release(self, cart_id: str, checkout_id: str, bought: str | None = None) -> None:
         """Free the cart if ``checkout_id`` holds it."""
-        self._uow.execute(_RELEASE_CART, {"cart_id": cart_id, "checkout_id": checkout_id})
+        params = {"cart_id": cart_id, "checkout_id": checkout_id, "bought": bought}
+        self._uow.execute(_RELEASE_CART, params)
 
 
 class PipelinedCheckoutUnitOfWork(PipelinedUnitOfWork):

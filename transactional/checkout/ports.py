@@ -20,6 +20,7 @@ from transactional.catalog.model import SkuOffer
 from transactional.checkout.model import (
     Authorization,
     Card,
+    CartClaim,
     Checkout,
     CheckoutRepository,
     IdempotencyKeys,
@@ -186,16 +187,20 @@ class HotKeys(Protocol):
 
 
 class HotClaims(Protocol):
-    """Which checkout holds a cart."""
+    """Which checkout holds a cart, and the last order that bought it."""
 
-    def holder(self, cart_id: str) -> Deferred[str | None]:
-        """The checkout holding the cart, if any."""
+    def state(self, cart_id: str) -> Deferred[CartClaim | None]:
+        """The cart's claim row, if it ever had one."""
 
-    def claim(self, cart_id: str, checkout_id: str, at: datetime) -> Deferred[str | None]:
-        """Hold the cart: the checkout's id if claimed, None if another holds it."""
+    def claim(
+        self, cart_id: str, checkout_id: str, seen_order: str | None, at: datetime
+    ) -> Deferred[str | None]:
+        """Hold the cart if it is free and its last order is still ``seen_order`` (as the
+        caller read the cart): the checkout's id if claimed, else None."""
 
-    def release(self, cart_id: str, checkout_id: str) -> None:
-        """Free the cart if ``checkout_id`` holds it."""
+    def release(self, cart_id: str, checkout_id: str, bought: str | None = None) -> None:
+        """Free the cart if ``checkout_id`` holds it (``bought``: the order that bought its
+        lines)."""
 
 
 class HotCatalog(Protocol):

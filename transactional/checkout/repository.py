@@ -83,13 +83,23 @@ FINISH_KEY = (
     "response_body = CAST(:body AS jsonb) WHERE customer_id = :customer_id "
     "AND idempotency_key = :key AND checkout_id = :checkout_id"
 )
+# The cart is claimed only if nobody holds it and no checkout bought it since the caller read
+# it (the order the caller saw last, from the cart's own marker): a checkout that read the
+# lines before another bought them cannot buy them again.
 CLAIM_CART = (
-    "INSERT INTO checkout_cart_claims (cart_id, checkout_id, claimed_at) "
-    "VALUES (:cart_id, :checkout_id, :at) ON CONFLICT (cart_id) DO NOTHING"
+    "INSERT INTO checkout_cart_claims (cart_id, checkout_id, last_order_id, claimed_at) "
+    "VALUES (:cart_id, :checkout_id, :seen, :at) ON CONFLICT (cart_id) DO UPDATE SET "
+    "checkout_id = EXCLUDED.checkout_id, claimed_at = EXCLUDED.claimed_at "
+    "WHERE checkout_cart_claims.checkout_id IS NULL "
+    "AND checkout_cart_claims.last_order_id IS NOT DISTINCT FROM EXCLUDED.last_order_id "
+    "RETURNING checkout_id"
 )
-CART_HOLDER = "SELECT checkout_id FROM checkout_cart_claims WHERE cart_id = :cart_id"
+CART_CLAIM = "SELECT checkout_id, last_order_id FROM checkout_cart_claims WHERE cart_id = :cart_id"
+# Freed: after a failure (the lines are still there), or after the lines were bought.
 RELEASE_CART = (
-    "DELETE FROM checkout_cart_claims WHERE cart_id = :cart_id AND checkout_id = :checkout_id"
+    "UPDATE checkout_cart_claims SET checkout_id = NULL, "
+    "last_order_id = coalesce(:bought, last_order_id) "
+    "WHERE cart_id = :cart_id AND checkout_id = :checkout_id"
 )
 
 
@@ -255,7 +265,7 @@ class SqlCartClaims:
     def release(self, cart_id: str, checkout_id: str) -> None:
         """Free the cart if ``checkout_id`` holds it."""
         self._connection.execute(
-            sql(RELEASE_CART), {"cart_id": cart_id, "checkout_id": checkout_id}
+            sql(RELEASE_CART), {"cart_id": cart_id, "checkout_id": checkout_id, "bought": None}
         )
 
     def settled(self, older_than: datetime, limit: int) -> list[tuple[str, str, str]]:
@@ -265,7 +275,8 @@ class SqlCartClaims:
             sql(
                 "SELECT k.cart_id, k.checkout_id, coalesce(c.status, 'failed') "
                 "FROM checkout_cart_claims AS k LEFT JOIN checkouts AS c USING (checkout_id) "
-                "WHERE k.claimed_at < :before AND coalesce(c.status, 'failed') <> 'pending' "
+                "WHERE k.checkout_id IS NOT NULL AND k.claimed_at < :before "
+                "AND coalesce(c.status, 'failed') <> 'pending' "
                 "ORDER BY k.claimed_at LIMIT :limit"
             ),
             {"before": older_than, "limit": limit},

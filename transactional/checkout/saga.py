@@ -135,7 +135,7 @@ class SagaDriver:
                 cart_id, order_id, [(line.sku, line.quantity) for line in plan.lines]
             )
             with self._hot() as hot:  # one statement, committed alone
-                hot.claims.release(cart_id, checkout_id)
+                hot.claims.release(cart_id, checkout_id, bought=order_id)
                 hot.sync()
         except (DomainError, StoreUnavailable) as error:
             log.info("checkout %s: cart not emptied yet: %s", checkout_id, error)

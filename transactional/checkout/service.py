@@ -134,6 +134,19 @@ class _KeyTaken(Exception):
     """A live request with the same key committed first."""
 
 
+class _CartBought(Exception):
+    """Another checkout bought the cart's lines after this one read them."""
+
+    def __init__(self, cart_id: str, order_id: str | None) -> None:
+        super().__init__(cart_id)
+        self.refusal = InvalidCart(
+            f"cart {cart_id} was checked out meanwhile (order {order_id}); its lines are gone",
+            reason="already_checked_out",
+            cart_id=cart_id,
+            order_id=order_id,
+        )
+
+
 class CheckoutService:
     """The Checkout Service of the seed: validate, reserve, order, pay, fulfil."""
 
@@ -197,7 +210,7 @@ class CheckoutService:
         # 1. Reads: one round trip, no locks, no transaction.
         with self._hot() as uow:
             stored = uow.keys.get(customer_id, key)
-            holder = uow.claims.holder(request.cart_id)
+            claim = uow.claims.state(request.cart_id)
             offers = uow.catalog.offers(skus)
             levels = uow.stock.levels(skus)
             saved = (
@@ -211,8 +224,9 @@ class CheckoutService:
         if existing is not None and existing.expires_at > now:
             return _replay(existing, fingerprint)
         # Only the cart's owner learns that it is being checked out (others: not found).
-        if cart is not None and holder.get() is not None:
-            raise _in_checkout(request.cart_id, holder.get())
+        held = claim.get()
+        if cart is not None and held is not None and held.holder is not None:
+            raise _in_checkout(request.cart_id, held.holder)
         owner = lease_owner()
         checkout = Checkout(
             checkout_id=new_id("chk"),
@@ -248,13 +262,16 @@ class CheckoutService:
         except DomainError as error:
             return self._refused(checkout, record, fingerprint, error, "validate")
         checkout.validated(plan, token, last4, self._clock())
+        # The last order the cart's own marker named when it was read: T1 claims the cart only
+        # if no checkout bought it since (a stale read of its lines must not buy them again).
+        seen = cart.last_order_id
         # 3 + 4. The Redis gate, then T1 (inventory retries both on a lost race).
         try:
             placed = self._stock.reserve_through(
                 checkout.checkout_id,
                 [(line.sku, line.quantity) for line in plan.lines],
                 plan.ship_region,
-                lambda picks, held: self._place(checkout, record, picks, held),
+                lambda picks, rows: self._place(checkout, record, seen, picks, rows),
                 levels=levels.get(),
             )
         except InsufficientStock as short:
@@ -262,6 +279,8 @@ class CheckoutService:
             return self._refused(checkout, record, fingerprint, refusal, "reserve", started=True)
         except _KeyTaken:
             return self._answer_of(customer_id, key, fingerprint)
+        except _CartBought as bought:
+            return self._refused(checkout, record, fingerprint, bought.refusal, "validate")
         failpoint("checkout.after_order")
         try:
             response = self._pay(placed, owner)
@@ -320,12 +339,13 @@ class CheckoutService:
         self,
         validated: Checkout,
         record: IdempotencyRecord,
+        seen_order: str | None,
         picks: Sequence[Pick],
         levels: dict[StockKey, StockLevel],
     ) -> _Placed:
         """T1: the key, the cart's claim, the saga, the order, the payment and the stock
         holds in one commit. Raises StockRefused (PostgreSQL said no to a pick: retried),
-        _KeyTaken or CartInCheckout (a concurrent request won: rolled back)."""
+        _KeyTaken, CartInCheckout or _CartBought (a concurrent request won: rolled back)."""
         failpoint("checkout.before_order")
         now = self._clock()
         checkout = _copy(validated)  # each attempt starts from the validated saga
@@ -338,14 +358,19 @@ class CheckoutService:
         payment = payment_of(checkout, order, self._payments.gateway, now)
         checkout.ordered(placed_of(order), payment.payment_id, now)
         with self._hot() as uow:
-            placing = queue_place(uow, record, checkout, picks, reservations, order, payment, now)
+            placing = queue_place(
+                uow, record, checkout, seen_order, picks, reservations, order, payment, now
+            )
             uow.sync()
             if placing.key.get() is None:
                 raise _KeyTaken(record.key)
-            if placing.claim.get() is None:
-                holder = uow.claims.holder(checkout.cart_id)  # who won (a rare race)
+            if placing.claim.get() is None:  # another checkout holds or bought it (rare)
+                state = uow.claims.state(checkout.cart_id)
                 uow.sync()
-                raise _in_checkout(checkout.cart_id, holder.get())
+                won = state.get()
+                if won is not None and won.holder is not None:
+                    raise _in_checkout(checkout.cart_id, won.holder)
+                raise _CartBought(checkout.cart_id, won.last_order_id if won else None)
             refused = placing.refused()
             if refused:
                 raise StockRefused(refused)
@@ -434,22 +459,25 @@ class CheckoutService:
             uow.sync()
             if not completing.saga.get():
                 raise Abandon(checkout.checkout_id)  # recovery holds it now
-            if not completing.holds(len(checkout.allocations)):
-                # Moved meanwhile (a cancel, an expired hold): the slow path refunds or
-                # finishes, step by step.
-                uow.rollback()
-                return self._saga.capture_and_finish(durable, owner, uncertain=True)
-            uow.emit(
-                *complete_events(
-                    checkout,
-                    order,
-                    payment,
-                    authorized,
-                    captured_event(payment, captured),
-                    completing.sold.get(),
+            consistent = completing.holds(len(checkout.allocations))
+            if consistent:
+                uow.emit(
+                    *complete_events(
+                        checkout,
+                        order,
+                        payment,
+                        authorized,
+                        captured_event(payment, captured),
+                        completing.sold.get(),
+                    )
                 )
-            )
-            uow.commit()
+                uow.commit()
+            else:
+                uow.rollback()
+        if not consistent:
+            # Moved meanwhile (a cancel, an expired hold): the slow path refunds or finishes,
+            # step by step (with this connection back in the pool: it calls the processor).
+            return self._saga.capture_and_finish(durable, owner, uncertain=True)
         failpoint("checkout.after_complete")
         # Paid: whatever happens to the cart now, the answer is the 201 (the sweep retries).
         self._saga.clear_cart(checkout.cart_id, checkout.checkout_id, order.order_id, plan)
@@ -486,22 +514,28 @@ class CheckoutService:
             uow.sync()
             if not declining.saga.get():
                 raise Abandon(checkout.checkout_id)
-            if not declining.holds():
-                uow.rollback()  # moved meanwhile: compensate step by step
-                refusal: DomainError = error
-                if not declining.cancelled.get():
-                    # Cancelled (e.g. by support) while authorizing: say so, not the symptom.
-                    refusal = OrderCancelled(
-                        "the order was cancelled while it was being paid for; nothing was charged",
-                        order_id=order.order_id,
-                    )
-                undone = self._saga.undo(durable, owner, uncertain=True)
-                return self._saga.fail(
-                    durable, owner, refusal, "payment", undone, payment_status="declined"
+            consistent = declining.holds()
+            moves = declining.released.get() if consistent else []
+            if consistent:
+                uow.emit(
+                    *decline_events(checkout, order, settled, declined, moves, compensated, now)
                 )
-            moves = declining.released.get()
-            uow.emit(*decline_events(checkout, order, settled, declined, moves, compensated, now))
-            uow.commit()
+                uow.commit()
+            else:
+                uow.rollback()
+        if not consistent:
+            # Moved meanwhile: compensate step by step (this connection back in the pool).
+            refusal: DomainError = error
+            if not declining.cancelled.get():
+                # Cancelled (e.g. by support) while authorizing: say so, not the symptom.
+                refusal = OrderCancelled(
+                    "the order was cancelled while it was being paid for; nothing was charged",
+                    order_id=order.order_id,
+                )
+            undone = self._saga.undo(durable, owner, uncertain=True)
+            return self._saga.fail(
+                durable, owner, refusal, "payment", undone, payment_status="declined"
+            )
         units: dict[StockKey, int] = {}
         for move in moves:
             units[move.key] = units.get(move.key, 0) + move.quantity
@@ -535,12 +569,15 @@ class CheckoutService:
             uow.checkouts.add(checkout)
             uow.keys.finish(checkout.customer_id, record.key, checkout.checkout_id, response)
             uow.sync()
-            if key.get() is None:
+            claimed = key.get() is not None
+            if claimed:
+                events = [started_event(checkout)] if started else []
+                uow.emit(*events, failed_event(checkout, ()))
+                uow.commit()
+            else:
                 uow.rollback()
-                return self._answer_of(checkout.customer_id, record.key, fingerprint)
-            events = [started_event(checkout)] if started else []
-            uow.emit(*events, failed_event(checkout, ()))
-            uow.commit()
+        if not claimed:  # a concurrent request with the key answered first
+            return self._answer_of(checkout.customer_id, record.key, fingerprint)
         return CheckoutReply(checkout.checkout_id, response)
 
     def _answer_of(self, customer_id: str, key: str, fingerprint: str) -> CheckoutReply:

@@ -54,17 +54,19 @@ def queue_place(
     uow: HotUnitOfWork,
     record: IdempotencyRecord,
     checkout: Checkout,
+    seen_order: str | None,
     picks: Sequence[Pick],
     reservations: Sequence[Reservation],
     order: Order,
     payment: Payment,
     now: datetime,
 ) -> Placing:
-    """T1: the key, the cart's claim, the stock holds and reservations, the order, the
-    pending payment and the saga at ``ordered``."""
+    """T1: the key, the cart's claim (only if nobody bought it since ``seen_order``), the
+    stock holds and reservations, the order, the pending payment and the saga at
+    ``ordered``."""
     uow.begin()
     key = uow.keys.claim(record)
-    claim = uow.claims.claim(checkout.cart_id, checkout.checkout_id, now)
+    claim = uow.claims.claim(checkout.cart_id, checkout.checkout_id, seen_order, now)
     # Rows locked in (sku, warehouse) order: concurrent carts never deadlock.
     ordered = sorted(picks, key=lambda pick: pick.key)
     holds = [(p, uow.stock.hold(p.sku, p.warehouse_id, p.quantity)) for p in ordered]

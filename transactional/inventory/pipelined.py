@@ -29,7 +29,17 @@ _ADD_RESERVATIONS = pyformat(
     "FROM unnest(CAST(:ids AS text[]), CAST(:skus AS text[]), CAST(:warehouses AS text[]), "
     "CAST(:quantities AS int[])) AS r(i, s, w, q)"
 )
-# Held → committed and the units leave the shelf, in one statement; rows locked in key order.
+# A checkout's held reservations, then their stock rows, locked in (sku, warehouse) order
+# before either is changed: the order of every other path (T1's holds, the sweeper, the slow
+# path), where the set-based UPDATE below would lock stock rows in hash order (a deadlock).
+_LOCK_HELD = pyformat(
+    "WITH held AS (SELECT sku, warehouse_id FROM reservations "
+    "WHERE checkout_id = :checkout_id AND status = 'held' "
+    "ORDER BY sku, warehouse_id FOR UPDATE) "
+    "SELECT s.sku FROM stock_levels AS s JOIN (SELECT DISTINCT sku, warehouse_id FROM held) "
+    "AS h USING (sku, warehouse_id) ORDER BY s.sku, s.warehouse_id FOR UPDATE OF s"
+)
+# Held → committed and the units leave the shelf, in one statement (rows locked above).
 _COMMIT = pyformat(
     "WITH held AS (SELECT reservation_id, sku, warehouse_id, quantity FROM reservations "
     "WHERE checkout_id = :checkout_id AND status = 'held' "
@@ -47,7 +57,7 @@ _COMMIT = pyformat(
     "moved.after "
     "FROM held JOIN moved USING (sku, warehouse_id) ORDER BY held.sku, held.warehouse_id"
 )
-# Held → released and the units back on sale, in one statement.
+# Held → released and the units back on sale, in one statement (rows locked above).
 _RELEASE = pyformat(
     "WITH held AS (SELECT reservation_id, sku, warehouse_id, quantity FROM reservations "
     "WHERE checkout_id = :checkout_id AND status = 'held' "
@@ -144,6 +154,7 @@ class PipelinedStock:
     ) -> Deferred[list[StockMove]]:
         """Sell a checkout's held units to the order: one move per reservation committed
         (``after`` = on hand), none if nothing was held any more."""
+        self._uow.execute(_LOCK_HELD, {"checkout_id": checkout_id})
         return self._uow.query(
             _COMMIT, {"checkout_id": checkout_id, "order_id": order_id, "now": now}, _moves
         )
@@ -153,6 +164,7 @@ class PipelinedStock:
     ) -> Deferred[list[StockMove]]:
         """Give a checkout's held units back: one move per reservation released (``after`` =
         available)."""
+        self._uow.execute(_LOCK_HELD, {"checkout_id": checkout_id})
         return self._uow.query(
             _RELEASE, {"checkout_id": checkout_id, "reason": reason, "now": now}, _moves
         )

@@ -113,35 +113,41 @@ class PipelinedUnitOfWork:
     ) -> None:
         pooled, connection, block = self._pooled, self._connection, self._pipeline_block
         self._pooled = self._connection = self._pipeline = self._pipeline_block = None
+        self._in_transaction = False
+        self.events = []
         if pooled is None or connection is None:
             return
-        broken = False
         try:
-            if block is not None:
-                if self._in_transaction:
-                    connection.execute("ROLLBACK")
-                block.__exit__(exc_type, exc, tb)
-        except psycopg.Error:
-            # An error already raised to the caller surfaces again here; the transaction is
-            # gone with it. Roll back outside the pipeline if PostgreSQL still holds it.
-            broken = connection.broken or not self._rolled_back(connection)
+            try:
+                if block is not None:
+                    block.__exit__(exc_type, exc, tb)  # sends what is left, leaves pipeline mode
+            except psycopg.Error:
+                # A statement failed (its error reached the caller, or surfaces only now);
+                # whatever was queued after it was skipped. Settled just below.
+                if exc is None:
+                    raise
+            finally:
+                # Back to the pool only idle and as the pool lends it (not in autocommit):
+                # a transaction still open (a failed COMMIT, a caller that did not commit)
+                # is rolled back; a connection that cannot be brought back is dropped.
+                if self._idle(connection):
+                    connection.autocommit = False
+                else:
+                    pooled.invalidate()
         finally:
-            self._in_transaction = False
-            self.events = []
-            if broken or connection.broken:
-                pooled.invalidate()
-            else:
-                connection.autocommit = False
             pooled.close()
 
     @staticmethod
-    def _rolled_back(connection: Connection[Row]) -> bool:
+    def _idle(connection: Connection[Row]) -> bool:
+        """Whether the connection is idle (rolling back what it still holds), and usable."""
+        if connection.broken or connection.closed:
+            return False
         try:
             if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 connection.execute("ROLLBACK")
         except psycopg.Error:
             return False
-        return True
+        return connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     @property
     def connection(self) -> Connection[Row]:
@@ -195,15 +201,15 @@ class PipelinedUnitOfWork:
             for sql, params in self._outbox.statements(self.events):
                 self.connection.execute(pyformat(sql), params)
         self.connection.execute("COMMIT")
+        self.sync()  # raises if anything failed: the transaction is then still to roll back
         self._in_transaction = False
-        self.sync()
         self.events = []
 
     def rollback(self) -> None:
         """Discard the transaction and the queued events (no-op once committed)."""
         if self._in_transaction:
-            self.connection.execute("ROLLBACK")
             self._in_transaction = False
+            self.connection.execute("ROLLBACK")
             self.sync()
         self.events = []
 

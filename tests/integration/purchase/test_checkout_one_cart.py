@@ -4,6 +4,7 @@ died and recovery finished or undid it."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from typing import Any
@@ -23,8 +24,19 @@ from tests.integration.purchase.test_checkout_api import (
 )
 from tests.integration.purchase.test_checkout_concurrency import post, race
 from tests.integration.purchase.test_checkout_races import LEASE_S, run, saga, seller
-from transactional.checkout.adapters import PaymentsAdapter
+from transactional.carts.model import Cart
+from transactional.checkout.adapters import (
+    CartsAdapter,
+    OrdersAdapter,
+    PaymentsAdapter,
+    StockAdapter,
+)
+from transactional.checkout.dto import render
+from transactional.checkout.pipelined import PipelinedCheckoutUnitOfWork
+from transactional.checkout.repository import SqlCheckoutUnitOfWork
+from transactional.checkout.service import CheckoutService
 from transactional.payments.model import Payment
+from transactional.shared.auth import Principal
 
 __all__ = ["seller"]  # the module-scoped fixture, shared with the races module
 UNITS_IN_CART = 2
@@ -108,6 +120,60 @@ def test_racing_checkouts_of_one_cart_with_different_keys_buy_it_once(
     assert cart_skus(client, shopper, cart_id) == []
     again = post(client, shopper, checkout_body(cart_id), str(uuid.uuid4()))
     assert (again.status_code, again.json()["reason"]) == (422, "already_checked_out")
+
+
+def test_a_checkout_that_read_the_cart_before_another_bought_it_does_not_buy_it_again(
+    client: Any, engine: Engine, services: Services, seller: dict[str, Any]
+) -> None:
+    # Tab B reads the cart (its lines are there), then stalls; tab A checks out the whole
+    # cart meanwhile, lines removed and claim released; then B goes on with what it read.
+    sku = stock_sku(client, seller, 100)
+    shopper = register(client)
+    cart_id = filled_cart(client, shopper, {sku: UNITS_IN_CART})
+    b_read, a_done = threading.Event(), threading.Event()
+
+    class StallsAfterReading(CartsAdapter):
+        def contents(self, cart_id: str, principal: Principal) -> Cart:
+            cart = super().contents(cart_id, principal)
+            b_read.set()
+            assert a_done.wait(30)
+            return cart
+
+    tab_b = CheckoutService(  # the same service, its cart reads stalled
+        lambda: SqlCheckoutUnitOfWork(services.engine, services.outbox),
+        lambda: PipelinedCheckoutUnitOfWork(services.engine.raw_connection, services.outbox),
+        carts=StallsAfterReading(services["carts"]),
+        stock=StockAdapter(services["inventory"]),
+        orders=OrdersAdapter(services["orders"]),
+        payments=PaymentsAdapter(services["payments"]),
+        render=render,
+        card_key=b"races",
+        lease_s=LEASE_S,
+        idempotency_ttl_s=3600,
+        regions=services.settings.regions,
+    )
+    late: list[Any] = []
+    thread = threading.Thread(target=lambda: late.append(run(tab_b, shopper, cart_id, "key-B")))
+    thread.start()
+    assert b_read.wait(30)
+    paid = run(saga(services), shopper, cart_id, "key-A")
+    a_done.set()
+    thread.join(60)
+
+    assert paid.response.status == 201
+    (answer,) = late
+    body = answer.response.body
+    assert (answer.response.status, body["code"], body["reason"]) == (
+        422,
+        "invalid_cart",
+        "already_checked_out",
+    )
+    assert body["order_id"] == paid.response.body["order_id"]
+    assert sales(engine, shopper["customer_id"]) == {
+        "orders": {"paid": 1},
+        "charges": {"captured": 1},
+    }
+    assert stock_of(engine, sku) == (100 - UNITS_IN_CART, 0)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from transactional.checkout.dto import render
 from transactional.checkout.model import (
     Authorization,
     Card,
+    CartClaim,
     Checkout,
     CheckoutRepository,
     CheckoutRequest,
@@ -114,11 +115,12 @@ class Clock:
 
 @dataclass
 class Claim:
-    """A row of checkout_cart_claims."""
+    """A row of checkout_cart_claims: held while ``checkout_id`` is set."""
 
     cart_id: str
-    checkout_id: str
+    checkout_id: str | None
     claimed_at: datetime
+    last_order_id: str | None = None
 
 
 @dataclass
@@ -322,9 +324,12 @@ class World:
         currency: str = "EUR",
     ) -> str:
         """A cart of (SKU, units, price) lines; each SKU offered and stocked (10 units) unless
-        it already is."""
+        it already is. Filling a cart again keeps its marker of the last order that bought it,
+        as the cart store does."""
         cart = Cart(cart_id=cart_id, currency=currency, created_at=self.clock())
         cart.customer_id = customer_id
+        earlier = self.carts.get(cart_id)
+        cart.last_order_id = None if earlier is None else earlier.last_order_id
         for index, (sku, quantity, price) in enumerate(lines):
             if sku not in self.offers:
                 self.offer(sku, price, currency)
@@ -763,33 +768,41 @@ def _finish_key(
 
 
 class _HotClaims(_HotRepository):
-    def holder(self, cart_id: str) -> Deferred[str | None]:
-        def run(tx: Tx) -> str | None:
+    def state(self, cart_id: str) -> Deferred[CartClaim | None]:
+        def run(tx: Tx) -> CartClaim | None:
             claim: Claim | None = tx.get("claims", cart_id)
-            return None if claim is None else claim.checkout_id
+            return None if claim is None else CartClaim(claim.checkout_id, claim.last_order_id)
 
-        return self._uow.queue("claims.holder", run)
+        return self._uow.queue("claims.state", run)
 
-    def claim(self, cart_id: str, checkout_id: str, at: datetime) -> Deferred[str | None]:
+    def claim(
+        self, cart_id: str, checkout_id: str, seen_order: str | None, at: datetime
+    ) -> Deferred[str | None]:
         def run(tx: Tx) -> str | None:
-            if tx.get("claims", cart_id) is not None:
+            # As the SQL: held by nobody, and no order bought it since the caller read it.
+            row: Claim | None = tx.get("claims", cart_id)
+            if row is not None and (row.checkout_id is not None or row.last_order_id != seen_order):
                 return None
-            tx.put("claims.claim", "claims", cart_id, Claim(cart_id, checkout_id, at))
+            last = seen_order if row is None else row.last_order_id
+            tx.put("claims.claim", "claims", cart_id, Claim(cart_id, checkout_id, at, last))
             return checkout_id
 
         return self._uow.queue("claims.claim", run, write=True)
 
-    def release(self, cart_id: str, checkout_id: str) -> None:
+    def release(self, cart_id: str, checkout_id: str, bought: str | None = None) -> None:
         def run(tx: Tx) -> None:
-            _release_claim(tx, cart_id, checkout_id, "claims.release")
+            _release_claim(tx, cart_id, checkout_id, "claims.release", bought)
 
         self._uow.queue("claims.release", run, write=True)
 
 
-def _release_claim(tx: Tx, cart_id: str, checkout_id: str, op: str) -> None:
+def _release_claim(
+    tx: Tx, cart_id: str, checkout_id: str, op: str, bought: str | None = None
+) -> None:
     claim: Claim | None = tx.get("claims", cart_id)
     if claim is not None and claim.checkout_id == checkout_id:
-        tx.delete(op, "claims", cart_id)
+        last = bought if bought is not None else claim.last_order_id
+        tx.put(op, "claims", cart_id, replace(claim, checkout_id=None, last_order_id=last))
 
 
 class _HotCatalog(_HotRepository):
@@ -1072,6 +1085,8 @@ class _SagaClaims:
         claims: list[Claim] = sorted(self._uow.tx.rows("claims"), key=lambda c: c.claimed_at)
         left: list[tuple[str, str, str]] = []
         for claim in claims:
+            if claim.checkout_id is None:  # free
+                continue
             saga: Checkout | None = self._uow.tx.get("checkouts", claim.checkout_id)
             status = "failed" if saga is None else saga.status
             if claim.claimed_at < older_than and status != "pending":

@@ -17,6 +17,7 @@ from tests.unit.checkout.fakes import (
     request,
 )
 from transactional.checkout.model import CartInCheckout
+from transactional.checkout.service import CheckoutReply
 
 A = ("sku_a", WAREHOUSE)
 B = ("sku_b", WAREHOUSE)
@@ -115,3 +116,18 @@ def test_a_strangers_cart_is_not_found_even_while_its_owner_checks_it_out() -> N
         "invalid_cart",
         "cart_not_found",
     )
+
+
+def test_a_checkout_that_read_the_cart_before_another_bought_it_is_refused_in_t1() -> None:
+    h = ready()
+    # Tab A's whole checkout runs after tab B read the cart (lines there), before B's T1.
+    first: list[CheckoutReply] = []
+    h.world.on_call("payments.tokenize", lambda: first.append(h.checkout(key="key-other")))
+    late = h.checkout(key="key-1")
+    (paid,) = first
+    assert paid.response.status == 201
+    body = late.response.body
+    assert (late.response.status, body["reason"]) == (422, "already_checked_out")
+    assert body["order_id"] == h.world.saga(paid.checkout_id).order_id
+    assert len(h.world.orders()) == 1  # bought once, charged once
+    assert h.world.claim("crt_1") is None

@@ -53,7 +53,7 @@ def test_the_happy_path_is_one_read_two_commits_and_the_cart_cleanup() -> None:
     assert h.world.calls == [
         ("carts.contents", "crt_1"),
         # 1. the reads: one round trip, no transaction
-        ("hot.sync", ("keys.get", "claims.holder", "catalog.offers", "stock.levels")),
+        ("hot.sync", ("keys.get", "claims.state", "catalog.offers", "stock.levels")),
         # 2. the vault (the holder defaults to the addressee)
         ("payments.tokenize", "Ada L"),
         # 3. the Redis gate, no transaction open
@@ -173,7 +173,7 @@ def test_a_saved_address_is_read_with_the_rest_in_one_round_trip() -> None:
     assert plan is not None and (plan.shipping.address_id, plan.shipping.city) == ("adr_1", "Paris")
     assert h.world.calls[1] == (
         "hot.sync",
-        ("keys.get", "claims.holder", "catalog.offers", "stock.levels", "addresses.address"),
+        ("keys.get", "claims.state", "catalog.offers", "stock.levels", "addresses.address"),
     )
 
 

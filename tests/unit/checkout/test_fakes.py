@@ -54,7 +54,7 @@ def test_a_pipelined_result_cannot_be_read_before_sync() -> None:
 def test_a_write_outside_a_transaction_commits_alone_at_sync() -> None:
     world = World()
     with FakeHotUnitOfWork(world) as uow:
-        claimed = uow.claims.claim("crt_1", "chk_1", world.clock())
+        claimed = uow.claims.claim("crt_1", "chk_1", None, world.clock())
         assert world.tables["claims"] == {}  # queued, not sent
         uow.sync()
         assert claimed.get() == "chk_1"
@@ -88,14 +88,14 @@ def test_conditional_statements_refuse_like_postgresql() -> None:
     with FakeHotUnitOfWork(world) as uow:
         uow.begin()
         key = uow.keys.claim(_record(world, "chk_1"))
-        cart = uow.claims.claim("crt_1", "chk_1", world.clock())
+        cart = uow.claims.claim("crt_1", "chk_1", None, world.clock())
         uow.checkouts.add(_saga(world))
         uow.commit()
     assert (key.get(), cart.get()) == ("chk_1", "chk_1")
     with FakeHotUnitOfWork(world) as uow:
         uow.begin()
         live_key = uow.keys.claim(_record(world, "chk_2"))
-        taken_cart = uow.claims.claim("crt_1", "chk_2", world.clock())
+        taken_cart = uow.claims.claim("crt_1", "chk_2", None, world.clock())
         too_many = uow.stock.hold("sku_a", WAREHOUSE, 4)
         enough = uow.stock.hold("sku_a", WAREHOUSE, 3)
         fenced = uow.checkouts.save(_saga(world), "lease-b")

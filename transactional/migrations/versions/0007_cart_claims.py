@@ -1,4 +1,5 @@
-"""One checkout at a time per cart: the running checkout claims its cart.
+"""One checkout at a time per cart: the running checkout claims its cart, and a bought cart
+remembers its order, so a checkout that read the cart before it was bought cannot buy it again.
 
 Revision ID: 0007
 Revises: 0006
@@ -16,16 +17,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create checkout_cart_claims (released once the cart's lines are bought or the
-    checkout failed)."""
+    """Create checkout_cart_claims: ``checkout_id`` holds the cart while set (freed once its
+    lines are bought, with ``last_order_id``, or once the checkout failed)."""
     op.execute(
         """
         CREATE TABLE checkout_cart_claims (
-            cart_id     TEXT PRIMARY KEY,
-            checkout_id TEXT        NOT NULL,
-            claimed_at  TIMESTAMPTZ NOT NULL
+            cart_id       TEXT PRIMARY KEY,
+            checkout_id   TEXT,
+            last_order_id TEXT,
+            claimed_at    TIMESTAMPTZ NOT NULL
         );
-        CREATE INDEX checkout_cart_claims_age ON checkout_cart_claims (claimed_at);
+        CREATE INDEX checkout_cart_claims_held ON checkout_cart_claims (claimed_at)
+            WHERE checkout_id IS NOT NULL;
         """
     )
 
