@@ -1,0 +1,1 @@
+"""What every streaming job shares: Flink environment, Kafka sources, Redis/Kafka sinks."""

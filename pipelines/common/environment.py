@@ -1,0 +1,106 @@
+"""The Flink environment of a job: checkpoints, restarts, event time and Python settings.
+
+The same configuration serves the local mini-cluster and a real cluster: on a cluster the
+client's `flink run` stacks it on top of the cluster's own config.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from pipelines.common.checkpoints import checkpoint_uri
+from souk.settings import Settings
+
+if TYPE_CHECKING:
+    from pyflink.common import Configuration
+
+#: The repository root (the folder holding ``pipelines/``), which Python workers import from.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def python_path() -> str:
+    """PYTHONPATH for Flink's Python workers: the repo root and this interpreter's packages."""
+    paths = [str(REPO_ROOT), *site.getsitepackages()]
+    current = os.environ.get("PYTHONPATH")
+    if current:
+        paths += [p for p in current.split(os.pathsep) if p and p not in paths]
+    return os.pathsep.join(paths)
+
+
+def prepare_process_environment() -> None:
+    """Set what the JVM's embedded Python needs; call before the first PyFlink environment.
+
+    Thread mode runs Python functions inside the JVM, which only finds packages through
+    ``PYTHONPATH`` (the JVM inherits this process's environment when PyFlink starts it).
+    """
+    os.environ["PYTHONPATH"] = python_path()
+    os.environ.setdefault("PYFLINK_CLIENT_EXECUTABLE", sys.executable)
+
+
+def flink_configuration(
+    settings: Settings,
+    job: str,
+    *,
+    rest_port: int | None = None,
+    resume_from: str | None = None,
+) -> Configuration:
+    """The configuration of ``job``: checkpoints, bounded restarts, Python and event time."""
+    from pyflink.common import Configuration
+
+    conf = Configuration()
+    values = {
+        "pipeline.name": f"souk-{job}",
+        "parallelism.default": str(settings.flink_parallelism),
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "python.execution-mode": settings.flink_python_mode,
+        "python.fn-execution.bundle.time": "100",
+        # Exactly-once state; sinks are idempotent upserts, so a replay rewrites the same values.
+        "execution.checkpointing.interval": _millis(settings.flink_checkpoint_interval_s),
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.dir": checkpoint_uri(settings, job),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "state.checkpoints.num-retained": "3",
+        "state.backend.type": "hashmap",
+        # Local runs give up after a few attempts instead of restarting forever.
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(settings.flink_restart_attempts),
+        "restart-strategy.fixed-delay.delay": _millis(settings.flink_restart_delay_s),
+        "table.exec.source.idle-timeout": _millis(settings.stream_idle_timeout_s),
+        "table.local-time-zone": "UTC",
+        # Mini-batches keep aggregations cheap: state is touched once per key per batch.
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": "200 ms",
+        "table.exec.mini-batch.size": "5000",
+        "taskmanager.memory.managed.fraction": "0.2",
+    }
+    if settings.flink_url:
+        # A session cluster: the job graph goes to its REST API. Its Python workers import
+        # Souk's packages, so the cluster's Python (python.executable) must have Souk
+        # installed, as for any PyFlink deployment (an image with the project's lock).
+        remote = urlsplit(settings.flink_url)
+        values["execution.target"] = "remote"
+        values["rest.address"] = remote.hostname or "127.0.0.1"
+        values["rest.port"] = str(remote.port or 8081)
+    elif rest_port is not None:
+        values["rest.port"] = str(rest_port)
+        values["rest.bind-port"] = str(rest_port)
+        values["rest.address"] = "127.0.0.1"
+        values["rest.bind-address"] = "127.0.0.1"
+    else:
+        values["rest.bind-port"] = "0"
+    if resume_from is not None:
+        values["execution.state-recovery.path"] = resume_from
+    for key, value in values.items():
+        conf.set_string(key, value)
+    return conf
+
+
+def _millis(seconds: float) -> str:
+    """A Flink duration of ``seconds``."""
+    return f"{round(seconds * 1000)} ms"
