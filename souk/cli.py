@@ -13,8 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.registry import SchemaError
+from souk.features_cli import features_app
 from souk.inventory_cli import inventory_app
 from souk.logging import configure_logging
+from souk.pipelines_cli import pipelines_app
 from souk.settings import get_settings
 from souk.simulate_cli import simulate
 from souk.stack import commands as stack_commands
@@ -36,6 +38,8 @@ app.command("up")(stack_commands.up)
 app.command("down")(stack_commands.down)
 app.command("status")(stack_commands.status)
 app.add_typer(inventory_app, name="inventory", help="Stock: reconcile Redis with PostgreSQL.")
+app.add_typer(pipelines_app, name="pipelines", help="Streaming jobs: run, start, stop, status.")
+app.add_typer(features_app, name="features", help="Feature store: apply, list and read signals.")
 app.command("simulate")(simulate)
 
 
