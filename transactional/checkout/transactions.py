@@ -117,11 +117,13 @@ def queue_complete(
     """T2: the saga completed (fenced by the lease), the payment captured, the stock sold,
     the order paid and the answer stored."""
     uow.begin()
+    # The key row first: a retry's T1 locks it (its upsert) before it holds stock, so taking
+    # it after the stock here deadlocked a retry racing this T2.
+    uow.keys.finish(checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response)
     saga = uow.checkouts.save(checkout, owner)
     paid = uow.payments.save_if(payment, ("pending",))
     sold = uow.stock.commit_checkout(checkout.checkout_id, order.order_id, now)
     placed = uow.orders.save_if(order, "placed")
-    uow.keys.finish(checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response)
     return Completing(saga, paid, sold, placed)
 
 
@@ -171,12 +173,13 @@ def queue_decline(
     """The saga failed, the payment declined, the stock released, the order cancelled, the
     402 stored and the cart freed."""
     uow.begin()
+    # Key and cart claim before the stock, in T1's order (see queue_complete).
+    uow.keys.finish(checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response)
+    uow.claims.release(checkout.cart_id, checkout.checkout_id)
     saga = uow.checkouts.save(checkout, owner)
     recorded = uow.payments.save_if(payment, ("pending",))
     released = uow.stock.release_checkout(checkout.checkout_id, DECLINE_RELEASE_REASON, now)
     cancelled = uow.orders.save_if(order, "placed")
-    uow.keys.finish(checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response)
-    uow.claims.release(checkout.cart_id, checkout.checkout_id)
     return Declining(saga, recorded, released, cancelled)
 
 
