@@ -39,6 +39,13 @@ class CheckoutStarted(msgspec.Struct, frozen=True, kw_only=True):
     coupon_codes: list[str] = []
     prime: bool = False
     channel: Channel = "web"
+    # Where the checkout comes from and what pays, for fraud scoring (None: not known).
+    device_id: Id | None = None  # the client's X-Device-Id
+    client_ip: str | None = None  # the client's address (behind trusted proxies)
+    ip_region: RegionCode | None = None  # the region client_ip maps to
+    # The card's stable, non-secret id: the same card gives the same id for every customer
+    # (a keyed hash of its number and expiry, never the vault token); None for a saved card.
+    instrument_id: Id | None = None
 
     def __post_init__(self) -> None:
         require_same_currency(self.subtotal, *(line.unit_price for line in self.lines))

@@ -149,6 +149,10 @@ EXAMPLES: Mapping[str, Mapping[str, Any]] = {
         "shipping_address": _ADDRESS,
         "coupon_codes": ["SPRING10"],
         "prime": True,
+        "device_id": "dev_3f9a2c",
+        "client_ip": "203.0.113.7",
+        "ip_region": "eu",
+        "instrument_id": "card_5b0e4c1d9a7f3e2b8c6d4a1f0e9b7c3d",
     },
     # orders
     "order.placed": {

@@ -22,6 +22,7 @@ from serving.bodies import StrictJsonRequest
 from serving.openapi import document_problems
 from serving.problems import EXCEPTION_HANDLERS
 from souk.services import Services
+from transactional.checkout.dto import ClientNetworks
 from transactional.shared.http import provide_maybe_principal, provide_principal
 
 # Domain → module exporting ROUTES; the order is the order in the OpenAPI document.
@@ -89,6 +90,13 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
     }
     start_threads, stop_threads = handler_threads(services.settings.worker_threads)
     dependencies["principal"] = Provide(provide_principal, sync_to_thread=False)
+    # Which peers may say who the client is (X-Forwarded-For) and where an IP is.
+    dependencies.setdefault(
+        "client_networks",
+        _constant(
+            ClientNetworks.of(services.settings.trusted_proxies, services.settings.ip_regions)
+        ),
+    )
     dependencies["maybe_principal"] = Provide(provide_maybe_principal, sync_to_thread=False)
     app = Litestar(
         route_handlers=[health, *domain_routes(domains or list(DOMAIN_ROUTES))],

@@ -6,7 +6,9 @@ A URL left unset means "start or use the embedded default"; a URL that is set me
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +58,19 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Where `souk serve` listens.")
     http_port: int = Field(default=8000, ge=0, le=65535)
     http_workers: int = Field(default=1, ge=1, description="Server processes of `souk serve`.")
+    # Where a checkout comes from (fraud scoring). X-Forwarded-For is believed only from these
+    # peers (CIDRs, comma-separated); the client is the last address before them.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # The region of a client IP: "region=CIDR" pairs, comma-separated, a region may repeat.
+    ip_regions: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=lambda: {
+            "eu": ["10.1.0.0/16"],
+            "us": ["10.2.0.0/16"],
+            "in": ["10.3.0.0/16"],
+        }
+    )
     # Signing key of bearer tokens. The default is for a laptop only: set it in production.
     jwt_secret: str = Field(default="souk-local-development-secret-change-me", min_length=32)
     token_ttl_s: int = Field(default=3600, ge=60)
@@ -83,6 +98,29 @@ class Settings(BaseSettings):
     # take over sagas that are still running.
     saga_recovery_after_s: float = Field(default=120.0, gt=0)
 
+    # --- streaming jobs (pipelines/) ---
+    # Where checkpoints go: a URI in production (s3://, hdfs://); unset = SOUK_HOME/flink.
+    flink_checkpoint_uri: str | None = None
+    flink_checkpoint_interval_s: float = Field(default=3.0, gt=0)
+    flink_parallelism: int = Field(default=1, ge=1)
+    # "thread" runs Python functions inside the JVM (~4x faster); "process" in Beam workers.
+    flink_python_mode: str = Field(default="thread", pattern="^(thread|process)$")
+    # A failing job restarts this many times (this far apart), then fails for good.
+    flink_restart_attempts: int = Field(default=3, ge=0)
+    flink_restart_delay_s: float = Field(default=2.0, ge=0)
+    # Event time: how far out of order events may arrive, and how late after that a window
+    # still takes them (later ones are dropped and counted).
+    stream_out_of_orderness_s: float = Field(default=5.0, ge=0)
+    stream_allowed_lateness_s: float = Field(default=60.0, ge=0)
+    # A source partition without events this long no longer holds the watermark back.
+    stream_idle_timeout_s: float = Field(default=5.0, gt=0)
+    trending_window_s: int = Field(default=3600, ge=1)
+    trending_slide_s: int = Field(default=60, ge=1)
+    trending_top_n: int = Field(default=10, ge=1, le=1000)
+    trending_weight_view: int = Field(default=1, ge=0)
+    trending_weight_cart: int = Field(default=3, ge=0)
+    trending_weight_purchase: int = Field(default=5, ge=0)
+
     @field_validator("regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
@@ -99,6 +137,47 @@ class Settings(BaseSettings):
             return [str(item).lower() for item in value]
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        return [_cidr(cidr, "SOUK_TRUSTED_PROXIES") for cidr in value]
+
+    @field_validator("ip_regions", mode="before")
+    @classmethod
+    def _split_ip_regions(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        table: dict[str, list[str]] = {}
+        for part in (item.strip() for item in value.split(",")):
+            if not part:
+                continue
+            region, equals, cidr = part.partition("=")
+            if not equals or not region.strip() or not cidr.strip():
+                raise ValueError(f"SOUK_IP_REGIONS: {part!r} is not region=CIDR")
+            table.setdefault(region.strip().lower(), []).append(cidr.strip())
+        return table
+
+    @field_validator("ip_regions")
+    @classmethod
+    def _check_ip_regions(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        table: dict[str, list[str]] = {}
+        for region, cidrs in value.items():
+            if not _REGION_CODE.fullmatch(region):
+                raise ValueError(f"SOUK_IP_REGIONS: {region!r} is not a region code (e.g. eu)")
+            for cidr in (_cidr(c, "SOUK_IP_REGIONS") for c in cidrs):
+                if seen.setdefault(cidr, region) != region:
+                    raise ValueError(f"SOUK_IP_REGIONS: {cidr} is in {seen[cidr]} and {region}")
+                table.setdefault(region, []).append(cidr)
+        return table
+
     @property
     def worker_threads(self) -> int:
         """Threads for synchronous handlers: SOUK_HTTP_THREADS, or sized from the processor's
@@ -112,6 +191,17 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """Absolute path of the local state folder."""
         return self.home.resolve()
+
+
+_REGION_CODE = re.compile(r"[a-z][a-z0-9-]{1,15}")  # schemas.common.RegionCode
+
+
+def _cidr(value: str, name: str) -> str:
+    """A CIDR (or a bare address) in canonical form; ValueError naming the setting."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a CIDR (e.g. 10.0.0.0/8)") from None
 
 
 @lru_cache(maxsize=1)

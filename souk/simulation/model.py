@@ -4,17 +4,27 @@ The shoppers' profiles and each session's plan depend only on the seed and the s
 so the same seed makes the same decisions whatever the thread timing or the server's answers. No
 I/O here: ``souk.simulation.runner`` plays the plans against a server.
 
-A small share of sessions behaves like fraud (bursts of orders from one account, shipping far
-from the account's region, many high-value items); those sessions are marked in their plans so
-the report can label their accounts and orders as ground truth for fraud detection.
+Every shopper has one device and a home IP address in its region's range (``ip_regions``), and
+pays with its own card (one that declines, if the plan says so, and its good one). A small
+share of sessions behaves like fraud; those sessions are marked in their plans so the report
+can label their accounts and orders as ground truth for fraud detection. Fraud kinds:
+
+- ``burst``: several orders in a row from one account;
+- ``far_shipping``: shipped to the region farthest from the account's;
+- ``high_value``: several expensive items, from a throwaway account opened in the session;
+- ``foreign_ip``: the session comes from an address in a far region's range;
+- ``shared_card``: paid with the ring's one stolen card, from a throwaway account (so the
+  card is used by several accounts);
+- ``card_testing``: the device tries several distinct cards (declined) before one that works.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
 from souk.seed import SeededCatalog
@@ -24,7 +34,8 @@ from transactional.shared.regions import REGION_CURRENCY, region_distance
 Card = Literal["ok", "declined", "insufficient_funds"]
 Outcome = Literal["bounce", "abandon", "checkout"]
 Edit = Literal["none", "bump", "remove"]
-FRAUD_KINDS = ("burst", "far_shipping", "high_value")
+FRAUD_KINDS = ("burst", "far_shipping", "high_value", "foreign_ip", "shared_card", "card_testing")
+FRAUD_KIND_SHARE = 0.4  # chance of each kind in a fraud session (at least one is drawn)
 
 SHOPPER_COUNTRIES: dict[str, tuple[str, ...]] = {
     "eu": ("DE", "FR", "ES", "IT", "NL"),
@@ -33,6 +44,13 @@ SHOPPER_COUNTRIES: dict[str, tuple[str, ...]] = {
 }
 FIRST_NAMES = ("Ada", "Ravi", "Mia", "Jon", "Lea", "Sam", "Ana", "Kai", "Noor", "Tom", "Ivy")
 LAST_NAMES = ("Lovelace", "Iyer", "Rossi", "Smith", "Weber", "Garcia", "Chen", "Khan", "Dubois")
+
+
+def configured_ip_regions() -> dict[str, tuple[str, ...]]:
+    """The IP ranges of each region the server maps client addresses with (SOUK_IP_REGIONS)."""
+    from souk.settings import get_settings
+
+    return {region: tuple(cidrs) for region, cidrs in get_settings().ip_regions.items()}
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,11 @@ class SimulationConfig:
     grace_s: float = 60.0  # sessions not started this long after the window are dropped
     event_batch: int = 20  # behaviour events per POST /v1/events
     timeout_s: float = 30.0  # per HTTP request
+    # Region -> CIDRs: shoppers' home addresses are in their region's range (the server's
+    # SOUK_IP_REGIONS by default, so that it maps them back to the region).
+    ip_regions: Mapping[str, tuple[str, ...]] = field(
+        default_factory=configured_ip_regions, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.users < 1 or self.workers < 1 or self.event_batch < 1:
@@ -76,6 +99,11 @@ class SimulationConfig:
         shares = [value for name, value in vars(self).items() if name.endswith("_share")]
         if any(not 0 <= share <= 1 for share in shares):
             raise ValueError("every *_share is a probability between 0 and 1")
+        homeless = [r for r in self.regions if not self.ip_regions.get(r)]
+        if homeless:
+            raise ValueError(f"no IP range for {homeless} in ip_regions (SOUK_IP_REGIONS)")
+        for cidrs in self.ip_regions.values():
+            _networks(cidrs)  # ValueError for a malformed one
 
 
 @dataclass(frozen=True)
@@ -88,6 +116,9 @@ class ShopperProfile:
     currency: str
     country: str
     fraudster: bool = False
+    device: str = ""  # an opaque id of the shopper's one device
+    home_ip: str = ""  # in the range of the shopper's region
+    bad_card: Card = "declined"  # what the shopper's card that fails says
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,10 @@ class SessionPlan:
     # After a checkout succeeds, the same cart is checked out again from another tab (a new
     # Idempotency-Key): the lines are gone, so it must be refused, never sold twice.
     second_tab: bool = False
+    client_ip: str | None = None  # where the session comes from (X-Forwarded-For)
+    fresh_account: bool = False  # a throwaway account opened in the session
+    stolen_card: bool = False  # pays with the ring's shared stolen card
+    test_cards: int = 0  # distinct cards tried (declined) before the one that pays
 
     @property
     def fraud(self) -> bool:
@@ -147,6 +182,57 @@ def far_regions(home: str, regions: Sequence[str]) -> list[str]:
     return [r for r in others if region_distance(home, r) == farthest]
 
 
+IpNetwork = IPv4Network | IPv6Network
+_MAX_HOSTS = 2**31  # hosts drawn from per network (an IPv6 range is astronomically large)
+
+
+def _networks(cidrs: Sequence[str]) -> list[IpNetwork]:
+    return [ip_network(cidr, strict=False) for cidr in cidrs]
+
+
+def _hosts(network: IpNetwork) -> tuple[int, int]:
+    """(first offset, count) of the host addresses of a network (no network/broadcast)."""
+    if network.num_addresses <= 2:
+        return 0, network.num_addresses
+    return 1, min(network.num_addresses - 2, _MAX_HOSTS)
+
+
+def _host(networks: Sequence[IpNetwork], n: int) -> str:
+    """The ``n``-th host address across ``networks``."""
+    for network in networks:
+        first, count = _hosts(network)
+        if n < count:
+            return str(network[first + n])
+        n -= count
+    raise IndexError(n)
+
+
+def sample_hosts(cidrs: Sequence[str], count: int, rng: random.Random) -> list[str]:
+    """``count`` distinct host addresses in ``cidrs``."""
+    networks = _networks(cidrs)
+    total = sum(_hosts(network)[1] for network in networks)
+    if count > total:
+        raise ValueError(f"{cidrs} hold {total} addresses, not {count}")
+    return [_host(networks, n) for n in rng.sample(range(total), count)]
+
+
+def random_host(cidrs: Sequence[str], rng: random.Random) -> str:
+    """A host address in ``cidrs``."""
+    return sample_hosts(cidrs, 1, rng)[0]
+
+
+def bad_card_of(index: int, config: SimulationConfig) -> Card:
+    """The failing card of shopper ``index``: declined or short of funds, in the shares'
+    proportion (spread evenly over the shoppers, so each has one failing card only)."""
+    failing = config.declined_share + config.insufficient_funds_share
+    short = config.insufficient_funds_share / failing if failing else 0.0
+    return (
+        "insufficient_funds"
+        if math.floor((index + 1) * short) > math.floor(index * short)
+        else "declined"
+    )
+
+
 class ShopperModel:
     """The pure decision model: profiles and per-session plans from the seed (no I/O)."""
 
@@ -158,6 +244,13 @@ class ShopperModel:
         self._fraudsters = [p.index for p in self.profiles if p.fraudster]
         self._high_value = {
             currency: catalog.high_value(currency) for currency in REGION_CURRENCY.values()
+        }
+        # Where a fraudster appears to be abroad: the farthest regions that have addresses.
+        self._foreign = {
+            region: far_regions(region, others)
+            if (others := [r for r in config.ip_regions if r != region])
+            else []
+            for region in config.regions
         }
 
     def _rng(self, *parts: object) -> random.Random:
@@ -187,7 +280,29 @@ class ShopperModel:
                     fraudster=index in fraud_indices,
                 )
             )
-        return profiles
+        return self._equipped(profiles)
+
+    def _equipped(self, profiles: list[ShopperProfile]) -> list[ShopperProfile]:
+        """Each profile with its device, its own home address and its failing card (drawn
+        from streams of their own: the profiles' other draws stay what they were)."""
+        rng = self._rng("devices")
+        devices = [f"{rng.getrandbits(64):016x}" for _ in profiles]
+        homes: dict[int, str] = {}
+        for region in sorted({p.region for p in profiles}):
+            members = [p.index for p in profiles if p.region == region]
+            hosts = sample_hosts(
+                self.config.ip_regions[region], len(members), self._rng("homes", region)
+            )
+            homes.update(zip(members, hosts, strict=True))
+        return [
+            replace(
+                profile,
+                device=devices[profile.index],
+                home_ip=homes[profile.index],
+                bad_card=bad_card_of(profile.index, self.config),
+            )
+            for profile in profiles
+        ]
 
     def arrivals(self) -> list[float]:
         """Session start offsets (s): a Poisson process at ``rate`` over ``duration``."""
@@ -255,14 +370,11 @@ class ShopperModel:
         edit: Edit = "none"
         if lines and rng.random() < config.edit_share:
             edit = "remove" if len(lines) > 1 and rng.random() < 0.5 else "bump"
+        profile = self.profiles[shopper]
         draw = rng.random()
-        card: Card = (
-            "declined"
-            if draw < config.declined_share
-            else "insufficient_funds"
-            if draw < config.declined_share + config.insufficient_funds_share
-            else "ok"
-        )
+        # One failing card per shopper: a shopper never tries more than its two cards.
+        failing = draw < config.declined_share + config.insufficient_funds_share
+        card: Card = profile.bad_card if failing else "ok"
         return SessionPlan(
             index=index,
             shopper=shopper,
@@ -285,12 +397,15 @@ class ShopperModel:
             # Half the replaying shoppers also use a second tab (no draw: the seed's other
             # choices stay what they were).
             second_tab=replay and index % 2 == 0,
+            client_ip=profile.home_ip,  # always from home, on the shopper's one device
         )
 
     def _fraud_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:
         profile = self.profiles[shopper]
-        kinds = tuple(kind for kind in FRAUD_KINDS if rng.random() < 0.6) or (
-            rng.choice(FRAUD_KINDS),
+        foreign = self._foreign[profile.region]
+        possible = [kind for kind in FRAUD_KINDS if kind != "foreign_ip" or foreign]
+        kinds = tuple(kind for kind in possible if rng.random() < FRAUD_KIND_SHARE) or (
+            rng.choice(possible),
         )
         if "high_value" in kinds:
             pool = self._high_value[profile.currency]
@@ -308,6 +423,11 @@ class ShopperModel:
             if "far_shipping" in kinds
             else None
         )
+        card: Card = "declined" if rng.random() < 0.15 else "ok"
+        client_ip = profile.home_ip
+        if "foreign_ip" in kinds:
+            client_ip = random_host(self.config.ip_regions[rng.choice(foreign)], rng)
+        test_cards = rng.randint(3, 5) if "card_testing" in kinds else 0
         return SessionPlan(
             index=index,
             shopper=shopper,
@@ -322,9 +442,13 @@ class ShopperModel:
             edit="none",
             outcome="checkout",
             orders=rng.randint(3, 5) if "burst" in kinds else 1,
-            card="declined" if rng.random() < 0.15 else "ok",
+            card="ok" if test_cards else card,
             retry_declined=True,
             replay=False,
             cancel=False,
             ship_region=ship_region,
+            client_ip=client_ip,
+            fresh_account="high_value" in kinds or "shared_card" in kinds,
+            stolen_card="shared_card" in kinds,
+            test_cards=test_cards,
         )

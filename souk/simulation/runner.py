@@ -3,10 +3,18 @@
 ``Simulation`` runs the plans with a pool of worker threads, sessions arriving open-loop at a
 fixed rate, and counts what happened (latency per endpoint included) in a ``SimulationReport``,
 labelling the accounts and orders of fraud-like sessions.
+
+Every request of a session says where it comes from: the shopper's device (``X-Device-Id``)
+and the session's address (``X-Forwarded-For``: the simulator talks to the server over
+loopback, a trusted proxy). Cards are the sandbox's: any Luhn-valid number is authorised,
+its documented test numbers decline; each shopper's own card is a number of its own, and its
+failing card a test number with an expiry of its own (the instrument id the checkout derives
+tells cards apart by number and expiry).
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import secrets
 import threading
@@ -40,6 +48,13 @@ CARDS: dict[str, str] = {
     "declined": "4000000000000002",
     "insufficient_funds": "4000000000009995",
 }
+# The declining test numbers a card tester runs through (with ever other expiries).
+TEST_DECLINES = (CARDS["declined"], CARDS["insufficient_funds"], "4000000000000069")
+# Expiries (month, year) give cards with one test number distinct ids: shoppers' own cards
+# take the first ten years ahead, a card tester's the ten after (the sandbox takes 20).
+EXPIRY_SLOTS = 120
+DEVICE_HEADER = "X-Device-Id"
+FORWARDED_HEADER = "X-Forwarded-For"
 REPLAYED_HEADER = "Idempotent-Replayed"  # set by POST /v1/checkout on a replayed answer
 # A plausible street address per country (the simulation needs valid ones, not real ones).
 ADDRESS_BOOK: dict[str, dict[str, str]] = {
@@ -80,6 +95,26 @@ class _Account:
 TOKEN_REUSE_S = 600.0  # a returning visitor within this window is still signed in
 
 
+def luhn_number(seed: str, prefix: str = "49") -> str:
+    """A 16-digit Luhn-valid card number drawn from ``seed`` (never a sandbox test number:
+    those start with 40 or 42)."""
+    digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big")
+    body = prefix + f"{digest % 10 ** (15 - len(prefix)):0{15 - len(prefix)}d}"
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        digit = int(char)
+        if position % 2 == 0:  # doubled: the check digit will sit to the right
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return body + str((10 - total % 10) % 10)
+
+
+def _expiry(slot: int, first_year: int) -> tuple[int, int]:
+    """(month, year) of an expiry slot, years counted from ``first_year``."""
+    slot %= EXPIRY_SLOTS
+    return slot % 12 + 1, first_year + slot // 12
+
+
 class Simulation:
     """Plays a ShopperModel's sessions against a Souk server and reports what happened."""
 
@@ -105,6 +140,11 @@ class Simulation:
         self.tag = tag or secrets.token_hex(3)
         self._transport = transport
         self._lock = threading.Lock()
+        self._local = threading.local()  # the session's device and address headers
+        self._year = datetime.now(UTC).year
+        # Own cards' expiry slots: index * 7 (coprime with the slot count) spreads up to
+        # EXPIRY_SLOTS shoppers over distinct slots.
+        self._slot_base = int(hashlib.sha256(f"slots/{self.tag}".encode()).hexdigest(), 16)
         self.report = SimulationReport(seed=config.seed)
         self.accounts = [
             _Account(profile, f"shopper-{self.tag}-{profile.index}@sim.souk.dev")
@@ -129,6 +169,7 @@ class Simulation:
     ) -> httpx.Response:
         """Send one request, record status and latency; SessionAborted unless ``expected``."""
         endpoint = f"{method} {route}"
+        kwargs["headers"] = {**getattr(self._local, "headers", {}), **kwargs.get("headers", {})}
         started = time.perf_counter()
         try:
             response = http.request(method, path or route, **kwargs)
@@ -224,9 +265,19 @@ class Simulation:
     # -- one session --
 
     def _play(self, http: httpx.Client, plan: SessionPlan) -> None:
-        account = self.accounts[plan.shopper]
+        owner = self.accounts[plan.shopper]
         label = FraudLabel(plan.index, "", plan.fraud_kinds) if plan.fraud else None
-        with account.lock:
+        # A throwaway account is opened on the fraudster's own device.
+        account = (
+            _Account(owner.profile, f"shopper-{self.tag}-{plan.shopper}-s{plan.index}@sim.souk.dev")
+            if plan.fresh_account
+            else owner
+        )
+        headers = {DEVICE_HEADER: self.device_id(owner.profile)}
+        if plan.client_ip is not None:
+            headers[FORWARDED_HEADER] = plan.client_ip
+        with owner.lock:
+            self._local.headers = headers
             try:
                 self._session(http, plan, account, label)
             except SessionAborted:
@@ -234,11 +285,35 @@ class Simulation:
             else:
                 self._count(sessions=1)
             finally:
+                self._local.headers = {}
                 if label is not None:
                     label.customer_id = account.customer_id or ""
                     with self._lock:
                         self.report.fraud_sessions += 1
                         self.report.fraud_labels.append(label)
+
+    # -- who pays, from where --
+
+    def device_id(self, profile: ShopperProfile) -> str:
+        """The shopper's one device (the run's tag keeps runs on one server apart)."""
+        return f"dev-{self.tag}-{profile.device}"
+
+    def own_card(self, profile: ShopperProfile, kind: Card) -> dict[str, Any]:
+        """The shopper's own card: its good one (a number of its own), or its failing one (a
+        test number with an expiry of its own)."""
+        month, year = _expiry(self._slot_base + profile.index * 7, self._year + 1)
+        number = luhn_number(f"own/{self.tag}/{profile.index}") if kind == "ok" else CARDS[kind]
+        return _card(number, month, year)
+
+    def stolen_card(self) -> dict[str, Any]:
+        """The one stolen card every account of the fraud ring pays with."""
+        return _card(luhn_number(f"stolen/{self.tag}"), 6, self._year + 3)
+
+    def test_card(self, plan: SessionPlan, attempt: int) -> dict[str, Any]:
+        """The ``attempt``-th card a card tester tries: a declining one, distinct from the
+        others of the session and from every shopper's own."""
+        month, year = _expiry(plan.index * 5 + attempt, self._year + 11)
+        return _card(TEST_DECLINES[attempt % len(TEST_DECLINES)], month, year)
 
     def _session(
         self,
@@ -544,13 +619,19 @@ class Simulation:
         headers = bearer(self._token(account))
         address = self._shipping_address(http, plan, account)
         card = plan.card if burst_index == 0 else "ok"
-        for attempt in range(3):  # the first try, a retry after a decline or a stock-out
+        tests = plan.test_cards if burst_index == 0 else 0
+        # Card tests first (each declined), then the first try, a retry after a decline or
+        # after a stock-out.
+        for attempt in range(tests + 3):
             key = f"sim-{self.tag}-{plan.index}-{burst_index}-{attempt}"
-            body = {
-                "cart_id": cart_id,
-                "shipping_address": address,
-                "payment_method": _card(card),
-            }
+            testing = attempt < tests
+            if testing:
+                payment = self.test_card(plan, attempt)
+            elif card == "ok" and plan.stolen_card:
+                payment = self.stolen_card()
+            else:
+                payment = self.own_card(account.profile, card)
+            body = {"cart_id": cart_id, "shipping_address": address, "payment_method": payment}
             self._count(checkouts_attempted=1)
             response = self._call(
                 http,
@@ -570,6 +651,8 @@ class Simulation:
             problem = response.json()
             if response.status_code == 402:
                 self._count(checkouts_declined=1)
+                if testing:
+                    continue
                 if not plan.retry_declined or card == "ok":
                     return
                 card = "ok"
@@ -727,15 +810,10 @@ def _event(event_type: str, **payload: Any) -> dict[str, Any]:
     }
 
 
-def _card(card: Card) -> dict[str, Any]:
+def _card(number: str, exp_month: int, exp_year: int) -> dict[str, Any]:
     return {
         "type": "card",
-        "card": {
-            "number": CARDS[card],
-            "exp_month": 12,
-            "exp_year": datetime.now(UTC).year + 3,
-            "cvc": "123",
-        },
+        "card": {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": "123"},
     }
 
 

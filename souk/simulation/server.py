@@ -30,6 +30,7 @@ def server_environment(
     """SOUK_* variables for a `souk serve` child on these servers, with this run's settings.
 
     Password hashing is made cheap: simulated shoppers sign in far more often than people.
+    Client addresses are read as this run's settings say (see ``SimulationConfig.ip_regions``).
     """
     env = {
         "SOUK_HOME": str(settings.state_dir),
@@ -40,6 +41,11 @@ def server_environment(
         "SOUK_REGIONS": ",".join(settings.regions),
         "SOUK_PASSWORD_TIME_COST": "1",
         "SOUK_PASSWORD_MEMORY_KIB": "1024",
+        # The shoppers' addresses come through loopback (trusted) and map to their regions.
+        "SOUK_TRUSTED_PROXIES": ",".join(settings.trusted_proxies),
+        "SOUK_IP_REGIONS": ",".join(
+            f"{region}={cidr}" for region, cidrs in settings.ip_regions.items() for cidr in cidrs
+        ),
     }
     if kafka_bootstrap is not None:
         env["SOUK_KAFKA_BOOTSTRAP"] = kafka_bootstrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -19,6 +19,7 @@ from souk.seed import (
     zipf_weights,
 )
 from souk.simulation import (
+    FRAUD_KINDS,
     SHOPPER_COUNTRIES,
     ShopperModel,
     SimulationConfig,
@@ -26,8 +27,9 @@ from souk.simulation import (
     far_regions,
     percentile,
 )
+from souk.simulation.model import sample_hosts
 from souk.synthetic import CATEGORIES
-from transactional.shared.regions import region_distance
+from transactional.shared.regions import region_distance, region_of_ip
 
 
 def catalog(n: int = 30) -> SeededCatalog:
@@ -123,7 +125,7 @@ def test_fraud_share_of_sessions_and_only_fraudsters_commit_it() -> None:
     assert {plan.shopper for plan in fraud} <= fraudsters
     assert not {plan.shopper for plan in sessions if not plan.fraud} & fraudsters
     kinds = Counter(kind for plan in fraud for kind in plan.fraud_kinds)
-    assert set(kinds) == {"burst", "far_shipping", "high_value"}
+    assert set(kinds) == set(FRAUD_KINDS)
 
 
 def test_fraud_sessions_burst_ship_far_and_buy_expensive() -> None:
@@ -262,3 +264,105 @@ def test_report_percentiles_and_verdict() -> None:
     assert report.ok and report.five_xx == 0
     report.http_errors[503] += 1
     assert report.five_xx == 1 and not report.ok
+
+
+# -- devices, addresses and cards ----------------------------------------------------------------
+
+
+def test_each_shopper_has_its_own_device_and_home_address_in_its_region() -> None:
+    config = SimulationConfig(users=300, seed=6)
+    model = ShopperModel(catalog(), config)
+    assert model.profiles == ShopperModel(catalog(), config).profiles  # seeded
+    assert len({p.device for p in model.profiles}) == 300
+    assert len({p.home_ip for p in model.profiles}) == 300
+    for profile in model.profiles:
+        assert region_of_ip(profile.home_ip, config.ip_regions) == profile.region
+
+
+def test_the_network_identity_leaves_the_other_decisions_as_they_were() -> None:
+    config = SimulationConfig(users=40, seed=11, fraud_share=0)
+    model = ShopperModel(catalog(), config)
+    other = ShopperModel(
+        catalog(),
+        replace(
+            config,
+            ip_regions={"eu": ("10.9.0.0/16",), "us": ("10.8.0.0/16",), "in": ("10.7.0.0/16",)},
+        ),
+    )
+    strip = ("device", "home_ip")
+    assert [{k: v for k, v in asdict(p).items() if k not in strip} for p in model.profiles] == [
+        {k: v for k, v in asdict(p).items() if k not in strip} for p in other.profiles
+    ]
+    assert [replace(p, client_ip=None) for p in model.sessions(200)] == [
+        replace(p, client_ip=None) for p in other.sessions(200)
+    ]
+
+
+def test_honest_shoppers_come_from_home_on_their_device_with_one_card_that_can_fail() -> None:
+    config = SimulationConfig(users=60, seed=9, fraud_share=0.1)
+    model = ShopperModel(catalog(), config)
+    cards: dict[int, set[str]] = {}
+    for plan in model.sessions(3000):
+        if plan.fraud:
+            continue
+        profile = model.profiles[plan.shopper]
+        assert plan.client_ip == profile.home_ip
+        assert not (plan.fresh_account or plan.stolen_card or plan.test_cards)
+        cards.setdefault(plan.shopper, set()).add(plan.card)
+    # The good card and the shopper's one failing card: never both failing kinds.
+    assert all(kinds <= {"ok", model.profiles[s].bad_card} for s, kinds in cards.items())
+    bad = Counter(model.profiles[s].bad_card for s in cards)
+    assert bad["declined"] > bad["insufficient_funds"] > 0  # 2:1 as the shares say
+
+
+def test_fraud_kinds_change_address_card_and_account_as_labelled() -> None:
+    config = SimulationConfig(users=40, seed=5, fraud_share=0.3)
+    model = ShopperModel(catalog(), config)
+    seen: Counter[str] = Counter()
+    for plan in model.sessions(2000):
+        if not plan.fraud:
+            continue
+        seen.update(plan.fraud_kinds)
+        profile = model.profiles[plan.shopper]
+        assert plan.client_ip is not None
+        region = region_of_ip(plan.client_ip, config.ip_regions)
+        if "foreign_ip" in plan.fraud_kinds:
+            assert region is not None and region_distance(profile.region, region) >= 2
+        else:
+            assert plan.client_ip == profile.home_ip
+        assert plan.stolen_card == ("shared_card" in plan.fraud_kinds)
+        assert plan.fresh_account == bool({"shared_card", "high_value"} & set(plan.fraud_kinds))
+        if "card_testing" in plan.fraud_kinds:
+            assert 3 <= plan.test_cards <= 5 and plan.card == "ok"
+        else:
+            assert plan.test_cards == 0
+    assert set(seen) == set(FRAUD_KINDS)
+
+
+def test_no_foreign_address_without_another_regions_range() -> None:
+    config = SimulationConfig(
+        users=20,
+        seed=2,
+        fraud_share=0.5,
+        regions=("eu",),
+        region_weights=(1.0,),
+        ip_regions={"eu": ("10.1.0.0/16",)},
+    )
+    plans = [plan for plan in ShopperModel(catalog(), config).sessions(400) if plan.fraud]
+    assert plans and not any("foreign_ip" in plan.fraud_kinds for plan in plans)
+
+
+def test_a_region_without_an_address_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="IP range"):
+        SimulationConfig(ip_regions={"eu": ("10.1.0.0/16",)})
+    with pytest.raises(ValueError):
+        SimulationConfig(ip_regions={"eu": ("nope",), "us": ("10.2.0.0/16",), "in": ("::/0",)})
+
+
+def test_sampled_hosts_are_distinct_addresses_inside_the_ranges() -> None:
+    # No network or broadcast address: a /30 and a /126 hold two hosts each.
+    hosts = sample_hosts(("10.1.0.0/30", "2001:db8::/126"), 4, random.Random(1))
+    assert sorted(hosts) == ["10.1.0.1", "10.1.0.2", "2001:db8::1", "2001:db8::2"]
+    with pytest.raises(ValueError):
+        sample_hosts(("10.1.0.0/30", "2001:db8::/126"), 5, random.Random(1))
+    assert sample_hosts(("10.1.0.7/32",), 1, random.Random(1)) == ["10.1.0.7"]

@@ -18,7 +18,9 @@ from souk.seed import (
     storefront_prices,
     zipf_weights,
 )
-from souk.simulation import CARDS, SimulationConfig, SimulationReport, run_simulation
+from souk.simulation import FRAUD_KINDS, SimulationConfig, SimulationReport, run_simulation
+from souk.simulation.runner import DEVICE_HEADER, FORWARDED_HEADER, TEST_DECLINES
+from transactional.shared.regions import region_of_ip
 
 
 def catalog(stock: int = 5) -> SeededCatalog:
@@ -49,6 +51,18 @@ def problem(status: int, code: str, **extra: Any) -> httpx.Response:
     return httpx.Response(status, json={"status": status, "code": code, "detail": code, **extra})
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A checkout the shop ran (not a replay): who, from where, with which card."""
+
+    session: int
+    customer: str
+    device: str
+    address: str
+    card: tuple[str, int, int]  # what the checkout's instrument id is derived from
+    status: int
+
+
 @dataclass
 class FakeShop:
     """Just enough of the Souk API, with its stock and idempotency rules, in memory."""
@@ -64,6 +78,10 @@ class FakeShop:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    region_of: dict[str, str] = field(default_factory=dict)  # customer -> home region
+    # (device, client address) of every request, and every checkout attempt.
+    origins: list[tuple[str | None, str | None]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.stock = self.shop.initial_stock()
@@ -80,6 +98,9 @@ class FakeShop:
         body = json.loads(request.content) if request.content else {}
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         who = token.removeprefix("tok-") if token else None
+        device = request.headers.get(DEVICE_HEADER)
+        address = request.headers.get(FORWARDED_HEADER)
+        self.origins.append((device, address))
         if path == self.fail_path:
             return httpx.Response(500, json={"status": 500})
         parts = path.strip("/").split("/")[1:]
@@ -87,6 +108,7 @@ class FakeShop:
             if body["email"] in self.customers:
                 return problem(409, "email_taken")
             self.customers[body["email"]] = self.new("cus")
+            self.region_of[self.customers[body["email"]]] = body["region"]
             return httpx.Response(201, json={"customer_id": self.customers[body["email"]]})
         if (method, path) == ("POST", "/v1/auth/token"):
             customer = self.customers[body["email"]]
@@ -128,6 +150,17 @@ class FakeShop:
             replayed = key in self.replies
             if not replayed:
                 self.replies[key] = self.checkout(body, who)
+                card = body["payment_method"]["card"]
+                self.attempts.append(
+                    Attempt(
+                        session=int(key.split("-")[2]),
+                        customer=who or "",
+                        device=device or "",
+                        address=address or "",
+                        card=(card["number"], card["exp_month"], card["exp_year"]),
+                        status=self.replies[key][0],
+                    )
+                )
             status, reply = self.replies[key]
             headers = {"Idempotent-Replayed": "true"} if replayed else {}
             return httpx.Response(status, json=reply, headers=headers)
@@ -166,7 +199,8 @@ class FakeShop:
 
     def checkout(self, body: Any, who: str | None) -> tuple[int, dict[str, Any]]:
         cart = self.carts[body["cart_id"]]
-        if body["payment_method"]["card"]["number"] != CARDS["ok"]:
+        # As the sandbox: its test numbers decline, any other (Luhn-valid) number pays.
+        if body["payment_method"]["card"]["number"] in TEST_DECLINES:
             return 402, {"status": 402, "code": "card_declined", "detail": "declined"}
         short = [sku for sku, qty in cart["lines"].items() if qty > self.stock[sku]]
         if short:
@@ -220,7 +254,8 @@ def test_a_run_places_orders_and_counts_what_happened() -> None:
     report = simulate(shop)
     assert report.ok, report.samples
     assert report.sessions == report.sessions_planned > 80
-    assert report.registrations == len(shop.customers) <= 12
+    # 12 shoppers, and the throwaway accounts some fraud sessions open.
+    assert report.registrations == len(shop.customers) <= 12 + report.fraud_sessions
     assert report.checkouts_succeeded == len(shop.orders) == len(report.orders) > 0
     assert report.cancels == sum(o["status"] == "cancelled" for o in shop.orders.values()) > 0
     assert report.checkouts_declined > 0 and report.idempotent_replays > 0
@@ -307,3 +342,72 @@ def test_discovery_shops_active_products_priced_in_every_currency_across_pages()
         ),
     )
     assert empty is None
+
+
+# -- devices, addresses and cards ----------------------------------------------------------------
+
+
+def test_every_request_says_which_device_and_address_it_comes_from() -> None:
+    shop = FakeShop(catalog())
+    report = simulate(shop)
+    assert report.ok, report.samples
+    assert shop.origins and all(device and address for device, address in shop.origins)
+    assert all(a.device.startswith("dev-t-") for a in shop.attempts)
+
+
+def test_honest_shoppers_use_one_device_their_own_cards_and_their_home_address() -> None:
+    shop = FakeShop(catalog(stock=50))
+    report = simulate(shop, users=30, duration=1.0, fraud_share=0.1)
+    assert report.ok, report.samples
+    fraud = report.fraud_customers()
+    ip_regions = SimulationConfig().ip_regions
+    honest = [a for a in shop.attempts if a.customer not in fraud]
+    assert honest and {a.status for a in honest} >= {201, 402}
+    by_device: dict[str, set[str]] = {}
+    cards_of: dict[str, set[tuple[str, int, int]]] = {}
+    customers_of: dict[tuple[str, int, int], set[str]] = {}
+    for attempt in honest:
+        by_device.setdefault(attempt.device, set()).add(attempt.customer)
+        cards_of.setdefault(attempt.device, set()).add(attempt.card)
+        customers_of.setdefault(attempt.card, set()).add(attempt.customer)
+        assert region_of_ip(attempt.address, ip_regions) == shop.region_of[attempt.customer]
+    assert all(len(customers) == 1 for customers in by_device.values())  # one device each
+    assert all(len(cards) <= 2 for cards in cards_of.values())  # the good one, the failing one
+    assert all(len(customers) == 1 for customers in customers_of.values())  # never shared
+    # Nobody honest shares an address or a device with anybody else.
+    assert len({a.address for a in honest}) == len({a.customer for a in honest})
+
+
+def test_fraud_sessions_do_what_their_labels_say() -> None:
+    shop = FakeShop(catalog(stock=200))
+    report = simulate(shop, users=20, duration=1.5, fraud_share=0.4, seed=5)
+    assert report.ok, report.samples
+    ip_regions = SimulationConfig().ip_regions
+    labels = {label.session: label for label in report.fraud_labels}
+    kinds = {kind for label in labels.values() for kind in label.kinds}
+    assert kinds == set(FRAUD_KINDS)
+    stolen: dict[tuple[str, int, int], set[str]] = {}
+    for session, label in labels.items():
+        attempts = [a for a in shop.attempts if a.session == session]
+        if not attempts:
+            continue  # nothing left in stock to buy
+        assert {a.customer for a in attempts} == {label.customer_id}
+        assert len({a.device for a in attempts}) == 1  # one device per session
+        (address,) = {a.address for a in attempts}
+        region = shop.region_of[label.customer_id]
+        assert (region_of_ip(address, ip_regions) != region) == ("foreign_ip" in label.kinds)
+        cards = [a.card for a in attempts]
+        if "card_testing" in label.kinds:
+            declined = [a.card for a in attempts if a.status == 402]
+            assert len(set(declined)) >= 3 and len(set(cards)) >= 4  # several cards, one device
+        if "shared_card" in label.kinds:
+            paid = [a.card for a in attempts if a.status == 201]
+            for card in paid:
+                stolen.setdefault(card, set()).add(label.customer_id)
+    # Every shared-card session paid with the one stolen card, each from another account.
+    assert len(stolen) == 1
+    (accounts,) = stolen.values()
+    assert len(accounts) >= 2
+    # Orders of fraud sessions are labelled with the account that placed them.
+    for order_id in report.fraud_orders():
+        assert shop.orders[order_id]["customer"] in report.fraud_customers()

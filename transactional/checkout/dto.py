@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
+from ipaddress import ip_network
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -14,12 +17,21 @@ from transactional.checkout.model import (
     Card,
     Checkout,
     CheckoutRequest,
+    ClientContext,
     PaymentMethod,
     ShippingAddress,
     StoredResponse,
     Totals,
+    check_device_id,
 )
 from transactional.shared.errors import DomainError, InvalidRequest
+from transactional.shared.regions import (
+    IpNetwork,
+    IpRegionTable,
+    ip_region_table,
+    parse_ip,
+    region_of_ip,
+)
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -114,8 +126,9 @@ class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shipping_address: ShippingAddressIn
     payment_method: PaymentMethodIn
 
-    def to_domain(self) -> CheckoutRequest:
-        """The domain request (422 for contradictory or incomplete choices)."""
+    def to_domain(self, context: ClientContext | None = None) -> CheckoutRequest:
+        """The domain request (422 for contradictory or incomplete choices), from the client
+        ``context`` (see :class:`ClientNetworks`)."""
         address_id, address = self.shipping_address.to_domain()
         card_in = self.payment_method.card
         card = (
@@ -134,7 +147,72 @@ class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             payment=PaymentMethod(card=card, token=self.payment_method.token),
             address_id=address_id,
             address=address,
+            context=context or ClientContext(),
         )
+
+
+# -- where a request comes from -----------------------------------------------------------------
+
+
+def _host(hop: str) -> str:
+    """The address of an X-Forwarded-For hop, without a port (``1.2.3.4:80``, ``[::1]:80``)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has several colons)
+        return hop.partition(":")[0]
+    return hop
+
+
+@dataclass(frozen=True)
+class ClientNetworks:
+    """Which peers' ``X-Forwarded-For`` is believed, and which region an address is in."""
+
+    trusted_proxies: tuple[IpNetwork, ...]
+    ip_regions: IpRegionTable
+
+    @classmethod
+    def of(
+        cls, trusted_proxies: Iterable[str], ip_regions: Mapping[str, Iterable[str]]
+    ) -> ClientNetworks:
+        """From the settings (``SOUK_TRUSTED_PROXIES``, ``SOUK_IP_REGIONS``)."""
+        return cls(
+            tuple(ip_network(cidr, strict=False) for cidr in trusted_proxies),
+            ip_region_table(ip_regions),
+        )
+
+    def trusted(self, address: str) -> bool:
+        """Whether ``address`` is one of our proxies."""
+        ip = parse_ip(address)
+        return ip is not None and any(
+            ip.version == net.version and ip in net for net in self.trusted_proxies
+        )
+
+    def client_ip(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        """The client's address: the socket peer, or, when the peer is a trusted proxy, the
+        nearest address in ``X-Forwarded-For`` that is not one (walking from the right: what
+        is left of it was written by the client and proves nothing); None if that hop is not
+        an address.
+        """
+        if peer is None or parse_ip(peer) is None:
+            return None
+        client = peer
+        if forwarded_for and self.trusted(peer):
+            for hop in reversed([_host(h) for h in forwarded_for.split(",") if h.strip()]):
+                client = hop
+                if not self.trusted(hop):
+                    break
+        ip = parse_ip(client)
+        return None if ip is None else str(ip)
+
+    def context(
+        self, peer: str | None, forwarded_for: str | None, device_id: str | None
+    ) -> ClientContext:
+        """The request's client context; DeviceIdInvalid (400) for a malformed device id."""
+        device = check_device_id(device_id)
+        ip = self.client_ip(peer, forwarded_for)
+        region = None if ip is None else region_of_ip(ip, self.ip_regions)
+        return ClientContext(device_id=device, client_ip=ip, ip_region=region)
 
 
 class TotalsOut(msgspec.Struct, kw_only=True):

@@ -23,8 +23,10 @@ def coarse_address(address: ShippingAddress) -> Address:
 
 
 def started_event(checkout: Checkout) -> Envelope:
-    """checkout.started: the cart validated and priced; the saga begins."""
-    plan = checkout.plan
+    """checkout.started: the cart validated and priced; the saga begins. Says where the
+    checkout comes from (device, client IP and its region) and which card pays (its stable
+    id), for fraud scoring."""
+    plan, context = checkout.plan, checkout.context
     assert plan is not None
     return REGISTRY.new_event(
         "checkout.started",
@@ -45,6 +47,10 @@ def started_event(checkout: Checkout) -> Envelope:
             ],
             subtotal=Money(amount_minor=plan.subtotal_minor, currency=plan.currency),
             shipping_address=coarse_address(plan.shipping),
+            device_id=context.device_id,
+            client_ip=context.client_ip,
+            ip_region=context.ip_region,
+            instrument_id=checkout.instrument_id,
         ),
         region=checkout.region,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,12 @@ class UnknownInstrument(InvalidRequest):
     code = "unknown_instrument"
 
 
+class DeviceIdInvalid(DomainError):
+    """The ``X-Device-Id`` header is not 1-128 characters of ``[A-Za-z0-9._:-]`` (400)."""
+
+    code = "device_id_invalid"
+
+
 class PaymentOutcomeUnknown(Exception):
     """A payment call did not answer (timeout): whether it happened must be looked up."""
 
@@ -118,6 +125,40 @@ def check_idempotency_key(key: str | None) -> str:
             f"the Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
         )
     return cleaned
+
+
+MAX_DEVICE_ID_LENGTH = 128
+_DEVICE_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_DEVICE_ID_LENGTH}}}")
+
+
+def check_device_id(device_id: str | None) -> str | None:
+    """The client's device id (None if it sent none); a typed 400 if it is malformed."""
+    if device_id is None:
+        return None
+    cleaned = device_id.strip()
+    if not _DEVICE_ID.fullmatch(cleaned):
+        raise DeviceIdInvalid(
+            f"the X-Device-Id header must be 1-{MAX_DEVICE_ID_LENGTH} characters of "
+            "letters, digits and . _ : -"
+        )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """Where a request comes from, for fraud scoring: the shopper's device and network.
+
+    Carried by the request and its in-memory saga into ``checkout.started``; not stored with
+    the saga (recovery never needs it) and not part of the request's fingerprint (a retry from
+    another network is the same request).
+    """
+
+    device_id: str | None = None
+    client_ip: str | None = None
+    ip_region: str | None = None  # the region the client IP maps to, None if unknown
+
+
+NO_CONTEXT = ClientContext()
 
 
 @dataclass(frozen=True)
@@ -174,6 +215,7 @@ class CheckoutRequest:
     payment: PaymentMethod
     address_id: str | None = None
     address: ShippingAddress | None = None
+    context: ClientContext = NO_CONTEXT
 
     def __post_init__(self) -> None:
         if (self.address_id is None) == (self.address is None):
@@ -213,6 +255,22 @@ def card_fingerprint(card: Card, key: bytes) -> str:
         [number, str(card.exp_month), str(card.exp_year), card.cvc, card.holder or ""]
     )
     return hmac.new(key, material.encode(), hashlib.sha256).hexdigest()
+
+
+def instrument_id_of(card: Card, key: bytes) -> str:
+    """The card's stable, non-secret id (``checkout.started``'s ``instrument_id``).
+
+    Vault tokens are minted per tokenization and per customer, so they cannot tell that two
+    customers pay with one card; this can: a keyed HMAC of what identifies the card to its
+    issuer (the number and the expiry), so the same card gives the same id for every customer
+    and every checkout, a reissued card a new one, and the number cannot be recovered or
+    brute-forced from it without the key. Holder name and CVC are left out: a fraudster varies
+    them freely.
+    """
+    number = "".join(ch for ch in card.number if ch not in " -")
+    year = card.exp_year + 2000 if 0 <= card.exp_year < 100 else card.exp_year
+    material = f"instrument|{number}|{card.exp_month:02d}|{year:04d}"
+    return "card_" + hmac.new(key, material.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def request_fingerprint(canonical: Mapping[str, Any]) -> str:
@@ -393,6 +451,10 @@ class Checkout:
     lease_owner: str | None = None
     lease_until: datetime | None = None
     attempts: int = 0  # times recovery took the saga over
+    # For checkout.started only, in the request's own saga: not stored (a saga read back
+    # has neither).
+    context: ClientContext = NO_CONTEXT
+    instrument_id: str | None = None  # the card's stable id (see instrument_id_of)
 
     @property
     def status(self) -> Status:
@@ -419,12 +481,18 @@ class Checkout:
         self.updated_at = at
 
     def validated(
-        self, plan: Plan, instrument_token: str, card_last4: str | None, at: datetime
+        self,
+        plan: Plan,
+        instrument_token: str,
+        card_last4: str | None,
+        at: datetime,
+        instrument_id: str | None = None,
     ) -> None:
         """The cart, address and instrument are good; freeze the plan."""
         self.plan = plan
         self.instrument_token = instrument_token
         self.card_last4 = card_last4
+        self.instrument_id = instrument_id
         self._advance(Stage.STARTED, Stage.VALIDATED, "validate", at)
 
     def reserved(self, allocations: Sequence[Allocation], at: datetime) -> None:

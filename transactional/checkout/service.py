@@ -58,6 +58,7 @@ from transactional.checkout.model import (
     UnknownInstrument,
     authorize_key,
     check_idempotency_key,
+    instrument_id_of,
     recovery_after_lookup,
     request_fingerprint,
 )
@@ -238,6 +239,7 @@ class CheckoutService:
             updated_at=now,
             lease_owner=owner,
             lease_until=now + self._lease,
+            context=request.context,
         )
         record = IdempotencyRecord(
             customer_id=customer_id,
@@ -261,7 +263,10 @@ class CheckoutService:
             token, last4 = self._instrument(principal, request, plan.shipping.full_name)
         except DomainError as error:
             return self._refused(checkout, record, fingerprint, error, "validate")
-        checkout.validated(plan, token, last4, self._clock())
+        card = request.payment.card
+        # A saved card's token is its own customer's: no id shared with other customers.
+        instrument_id = None if card is None else instrument_id_of(card, self._card_key)
+        checkout.validated(plan, token, last4, self._clock(), instrument_id)
         # The last order the cart's own marker named when it was read: T1 claims the cart only
         # if no checkout bought it since (a stale read of its lines must not buy them again).
         seen = cart.last_order_id

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from souk import simulate_cli
 from souk.services import Services
+from souk.simulation import FRAUD_KINDS
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_simulate_seeds_shops_prints_the_summary_and_writes_labels(
     rows = [json.loads(line) for line in labels.read_text().splitlines()]
     for row in rows:
         assert set(row) == {"session", "customer_id", "kinds", "order_ids"}
-        assert row["kinds"] and set(row["kinds"]) <= {"burst", "far_shipping", "high_value"}
+        assert row["kinds"] and set(row["kinds"]) <= set(FRAUD_KINDS)
 
 
 def test_simulate_against_nothing_is_a_one_line_error(cli: typer.Typer) -> None:
