@@ -65,10 +65,18 @@ def serve(
                 port=port,
                 log_level=log_level,
                 access_log=False,
+                proxy_headers=False,  # SOUK_TRUSTED_PROXIES decides, in the checkout's edge
             )
         else:
             app = create_app(services, domains)
-            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                log_level=log_level,
+                access_log=False,
+                proxy_headers=False,  # SOUK_TRUSTED_PROXIES decides, in the checkout's edge
+            )
     finally:
         housekeeper.stop()
         relay_stop.set()

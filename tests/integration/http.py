@@ -29,7 +29,14 @@ def serve_in_thread(app: Litestar) -> Iterator[str]:
     """Run ``app`` under uvicorn in a daemon thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
