@@ -157,14 +157,19 @@ def _free_port() -> int:
 def _last_error(log: Path) -> str:
     """The most telling line of a job's log: its last ``error:`` or ``Caused by`` line."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        return _telling_line(log.read_text(errors="replace"))
     except OSError:
         return "no log"
+
+
+def _telling_line(text: str) -> str:
+    """The last ``error:``, ``Caused by`` or exception line of ``text`` (else its last line)."""
+    lines = [line for line in text.splitlines() if line.strip()]
     for marker in ("error: ", "Caused by: ", "Exception"):
         hits = [line for line in lines if marker in line]
         if hits:
             return hits[-1].strip()[:400]
-    return lines[-1].strip()[:400] if lines else "empty log"
+    return lines[-1].strip()[:400] if lines else "no output"
 
 
 def _start_on_cluster(settings: Settings, job: str, timeout_s: float) -> str:
@@ -178,8 +183,7 @@ def _start_on_cluster(settings: Settings, job: str, timeout_s: float) -> str:
     argv = [sys.executable, "-m", registry.MODULES[job], "--detached"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
-        tail = [line for line in done.stderr.splitlines() if line.strip()]
-        raise PipelineError(f"{job}: submission to {url} failed: {tail[-1] if tail else '?'}")
+        raise PipelineError(f"{job}: submission to {url} failed: {_telling_line(done.stderr)}")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = _find_job(url, job, running_only=True)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipelines.common.checkpoints import checkpoint_uri
+from pipelines.common.errors import PipelineError
 from souk.settings import Settings
 
 if TYPE_CHECKING:
     from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
 
 #: The repository root (the folder holding ``pipelines/``), which Python workers import from.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +42,36 @@ def prepare_process_environment() -> None:
     """
     os.environ["PYTHONPATH"] = python_path()
     os.environ.setdefault("PYFLINK_CLIENT_EXECUTABLE", sys.executable)
+
+
+def python_jar_uri() -> str:
+    """``file:`` URI of the installed PyFlink's flink-python jar (its Python operators)."""
+    import pyflink
+
+    opt = Path(pyflink.__file__).resolve().parent / "opt"
+    jars = sorted(opt.glob("flink-python*.jar"))
+    if not jars:
+        raise PipelineError(f"no flink-python jar in {opt}")
+    return jars[-1].as_uri()
+
+
+def execution_environment(conf: Configuration, settings: Settings) -> StreamExecutionEnvironment:
+    """The job's environment: the mini-cluster, `flink run`'s cluster, or ``SOUK_FLINK_URL``.
+
+    Outside `flink run`, PyFlink's ``get_execution_environment`` is always a local mini-cluster
+    whatever ``execution.target`` says; with ``SOUK_FLINK_URL`` the environment is built on
+    Flink's executors instead, which submit to the remote target.
+    """
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    if not settings.flink_url:
+        return StreamExecutionEnvironment.get_execution_environment(conf)
+    jvm = get_gateway().jvm
+    j_env = jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(
+        conf._j_configuration
+    )
+    return StreamExecutionEnvironment(j_env)
 
 
 def flink_configuration(
@@ -87,6 +119,9 @@ def flink_configuration(
         values["execution.target"] = "remote"
         values["rest.address"] = remote.hostname or "127.0.0.1"
         values["rest.port"] = str(remote.port or 8081)
+        # The cluster's lib/ lacks the Python operators (the distribution keeps them in opt/);
+        # `flink run -py` ships that jar with the job, and so does a remote submission here.
+        values["pipeline.jars"] = python_jar_uri()
     elif rest_port is not None:
         values["rest.port"] = str(rest_port)
         values["rest.bind-port"] = str(rest_port)

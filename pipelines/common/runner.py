@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING
 
 from pipelines.common.checkpoints import latest_checkpoint
 from pipelines.common.context import JobContext
-from pipelines.common.environment import flink_configuration, prepare_process_environment
+from pipelines.common.environment import (
+    execution_environment,
+    flink_configuration,
+    prepare_process_environment,
+)
 from pipelines.common.errors import PipelineError
 from pipelines.common.job import Job
 from souk.settings import Settings, get_settings
@@ -105,14 +109,13 @@ def submit(
     where = where or servers(settings)
     preflight(job, settings, where)
     prepare_process_environment()
-    from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
     resume_from = latest_checkpoint(settings, job.name) if resume else None
     if resume_from:
         _LOG.info("%s: resuming from %s", job.name, resume_from)
     conf = flink_configuration(settings, job.name, rest_port=rest_port, resume_from=resume_from)
-    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env = execution_environment(conf, settings)
     t_env = StreamTableEnvironment.create(env)
     ctx = JobContext(
         name=job.name,
