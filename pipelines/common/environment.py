@@ -105,8 +105,10 @@ def flink_configuration(
         "restart-strategy.fixed-delay.delay": _millis(settings.flink_restart_delay_s),
         "table.exec.source.idle-timeout": _millis(settings.stream_idle_timeout_s),
         "table.local-time-zone": "UTC",
-        # Mini-batches keep aggregations cheap: state is touched once per key per batch.
-        "table.exec.mini-batch.enabled": "true",
+        # Off: a mini-batch assigner replaces the sources' event-time watermarks with
+        # processing-time ones downstream of it (timers, CURRENT_WATERMARK). A job turns
+        # mini-batches on for the stages after its event-time ones (pipelines/trending.py).
+        "table.exec.mini-batch.enabled": "false",
         "table.exec.mini-batch.allow-latency": "200 ms",
         "table.exec.mini-batch.size": "5000",
         "taskmanager.memory.managed.fraction": "0.2",

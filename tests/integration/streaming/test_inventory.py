@@ -189,8 +189,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_and_ends_as_if_never_stopped(
         # A checkpoint taken after the values landed holds the source offsets past them.
         landed = control.status(stream_settings, "inventory").last_checkpoint or 0
         wait_for(
-            lambda: (control.status(stream_settings, "inventory").last_checkpoint or 0)
-            > landed + 1
+            lambda: (control.status(stream_settings, "inventory").last_checkpoint or 0) > landed + 1
         )
         assert control.kill(stream_settings, "inventory")
         assert latest_checkpoint(stream_settings, "inventory") is not None
