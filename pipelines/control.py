@@ -23,7 +23,11 @@ import httpx
 import psutil
 
 from pipelines import registry
-from pipelines.common.checkpoints import checkpoint_number, latest_checkpoint
+from pipelines.common.checkpoints import (
+    checkpoint_number,
+    discard_checkpoints,
+    latest_checkpoint,
+)
 from pipelines.common.errors import PipelineError
 from souk.settings import Settings
 from souk.stack import procs
@@ -211,6 +215,16 @@ def stop(settings: Settings, job: str) -> bool:
     with contextlib.suppress(psutil.Error):
         procs.stop_process(psutil.Process(run.pid), timeout=15.0, first_signal=signal.SIGTERM)
     return True
+
+
+def reset(settings: Settings, job: str) -> bool:
+    """Stop ``job`` and discard its local checkpoints; True if there were any.
+
+    Needed when the checkpoints no longer fit: the job's plan changed (its SQL or window
+    settings), or the broker lost its topics (the checkpointed offsets point past their end).
+    """
+    stop(settings, job)
+    return discard_checkpoints(settings, job)
 
 
 def kill(settings: Settings, job: str) -> bool:

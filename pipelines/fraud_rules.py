@@ -53,9 +53,12 @@ AMOUNT_STD_FLOOR_MINOR = 100
 AMOUNT_STD_FLOOR_SHARE = 0.25
 #: A line with this many units of one SKU is a bulk order.
 BULK_QUANTITY_MIN = 10
-#: An account younger than this placing an order of at least HIGH_VALUE_MIN_MINOR.
+#: An account younger than this placing an order of at least HIGH_VALUE_MIN_MINOR (EUR 500.00)
+#: or its equivalent in the order's currency (HIGH_VALUE_MIN; unknown currencies: the EUR
+#: figure). Per currency, because INR 500.00 is a cheap order.
 NEW_ACCOUNT_MAX_AGE_MS = DAY_MS
 HIGH_VALUE_MIN_MINOR = 50_000
+HIGH_VALUE_MIN: dict[str, int] = {"EUR": 50_000, "USD": 55_000, "GBP": 45_000, "INR": 4_500_000}
 #: Distinct payment instruments used from one device in 24 h (card testing).
 DEVICE_INSTRUMENTS_MIN = 3
 #: Distinct customers paying with one instrument in 24 h (a shared or stolen card).
@@ -117,6 +120,7 @@ class Order:
     amount_minor: int
     region: str  # the envelope's region (where the alert goes)
     event_id: str = ""
+    currency: str | None = None
     ship_region: str | None = None
     ip_region: str | None = None
     device_id: str | None = None
@@ -166,6 +170,7 @@ def order_of(payload: Mapping[str, Any], at_ms: int, region: str, event_id: str 
         amount_minor=int(payload["subtotal"]["amount_minor"]),
         region=region,
         event_id=event_id,
+        currency=payload["subtotal"].get("currency"),
         ship_region=region_of_country(country) if isinstance(country, str) else None,
         ip_region=payload.get("ip_region") or None,
         device_id=payload.get("device_id") or None,
@@ -251,13 +256,12 @@ def is_bulk(max_quantity: int) -> bool:
     return max_quantity >= BULK_QUANTITY_MIN
 
 
-def is_new_account_high_value(age_ms: int | None, amount_minor: int) -> bool:
+def is_new_account_high_value(
+    age_ms: int | None, amount_minor: int, currency: str | None = "EUR"
+) -> bool:
     """Whether an account ``age_ms`` old (None: unknown) placing ``amount_minor`` is suspect."""
-    return (
-        age_ms is not None
-        and age_ms < NEW_ACCOUNT_MAX_AGE_MS
-        and (amount_minor >= HIGH_VALUE_MIN_MINOR)
-    )
+    threshold = HIGH_VALUE_MIN.get(currency or "", HIGH_VALUE_MIN_MINOR)
+    return age_ms is not None and age_ms < NEW_ACCOUNT_MAX_AGE_MS and amount_minor >= threshold
 
 
 def region_mismatch(region: str | None, account_region: str | None) -> bool:
@@ -379,7 +383,9 @@ def customer_features(history: History, at: Order) -> dict[str, Any]:
         "ship_region_mismatch": int(region_mismatch(at.ship_region, account_region)),
         "ip_region_mismatch": int(region_mismatch(at.ip_region, account_region)),
         "max_line_quantity": at.max_quantity,
-        "new_account_high_value": int(is_new_account_high_value(age_ms, at.amount_minor)),
+        "new_account_high_value": int(
+            is_new_account_high_value(age_ms, at.amount_minor, at.currency)
+        ),
         "account_age_s": UNKNOWN_AGE if age_ms is None else age_ms // SECOND_MS,
         "event_timestamp": _stamp(at.at_ms),
         # not a feature: what the rules need besides the features

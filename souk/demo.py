@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
+from souk.demo_streaming import StreamingReport, collect, print_report, start_jobs, stop_jobs
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.settings import Settings
 from souk.simulate_cli import admin_token
@@ -74,6 +75,7 @@ class DemoReport:
     seed_s: float = 0.0
     shop_s: float = 0.0
     deliver_s: float = 0.0
+    streaming: StreamingReport = field(default_factory=StreamingReport)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -159,6 +161,8 @@ def run_demo(
         report = _run(settings, endpoints, config, products, console)
         _print_summary(console, settings, endpoints, report)
     finally:
+        if not keep:
+            stop_jobs(settings)
         if keep or was_running:
             console.print("stack left running; stop it with [bold]souk down[/bold]")
         else:
@@ -211,6 +215,9 @@ def _run(
         first_id = connection.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar_one()
     relay_thread.start()
     consumer_thread.start()
+    # The streaming jobs start (≈20 s each) while the catalog is seeded.
+    console.print("starting the streaming jobs (inventory, trending, fraud) in the background")
+    pipelines = start_jobs(settings, report.streaming)
     env = server_environment(
         settings, endpoints.database_url, endpoints.redis_url, endpoints.kafka_bootstrap
     )
@@ -248,6 +255,16 @@ def _run(
     try:
         _count_from_database(engine, report, first_id, list(expected))
         report.stock = audit_stock(engine, catalog.initial_stock())
+        with console.status("[bold]streaming jobs catching up with the last events…"):
+            pipelines.join(180)
+            collect(
+                settings,
+                engine,
+                endpoints.redis_url,
+                endpoints.kafka_bootstrap,
+                report.simulation,
+                report.streaming,
+            )
     finally:
         engine.dispose()
     report.dead_lettered = consumer.processor.stats.dead_lettered
@@ -356,6 +373,14 @@ def _failures(report: DemoReport) -> list[str]:
             failures.append(f"{simulation.replay_mismatches} idempotent replays answered otherwise")
         if not simulation.orders:
             failures.append("no order was placed")
+    streaming = report.streaming
+    for job, where in streaming.started.items():
+        if where.startswith("error"):
+            failures.append(f"streaming job {job}: {where}")
+    if streaming.skus_differing:
+        failures.append(
+            f"the inventory view differs from PostgreSQL for {streaming.skus_differing} SKUs"
+        )
     if report.stock is not None and not report.stock.ok:
         failures.append(
             f"{sum(report.stock.oversold.values())} units oversold, "
@@ -425,6 +450,7 @@ def _print_summary(
     figures.add_row("redeliveries absorbed by the inbox", str(report.duplicates))
     figures.add_row("still unpublished in the outbox", str(report.pending))
     console.print(figures)
+    print_report(console, report.streaming)
     where = Table(title="Endpoints", show_header=False)
     where.add_row("PostgreSQL", endpoints.database_url)
     where.add_row("Redis", endpoints.redis_url)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from souk.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipelines.control import JobStatus
 
 pipelines_app = typer.Typer(
     name="pipelines",
@@ -116,7 +119,21 @@ def stop(
         console.print(f"{job}: {'stopped' if stopped else 'was not running'}")
 
 
-def job_statuses() -> list[object]:
+@pipelines_app.command("reset")
+def reset(
+    name: Annotated[str | None, typer.Argument(help="The job to reset.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Reset every job.")] = False,
+) -> None:
+    """Stop jobs and discard their checkpoints (after a plan change): they restart from scratch."""
+    from pipelines import control
+
+    settings = get_settings()
+    for job in _names(name, all_jobs):
+        discarded = control.reset(settings, job)
+        console.print(f"{job}: {'checkpoints discarded' if discarded else 'no checkpoints'}")
+
+
+def job_statuses() -> list[JobStatus]:
     """Status of every job (used by `souk status` too)."""
     from pipelines import control, registry
     from souk.stack.endpoints import resolve_url
@@ -130,13 +147,13 @@ def job_statuses() -> list[object]:
     return [control.status(settings, name, bootstrap) for name in registry.names()]
 
 
-def status_table(statuses: list[object]) -> Table:
+def status_table(statuses: list[JobStatus]) -> Table:
     """One row per job."""
     table = Table(title="Streaming jobs")
     for column in ("Job", "State", "Where", "Last checkpoint", "Records/s", "Lag"):
         table.add_column(column, overflow="fold")
     for s in statuses:
-        data = asdict(s)  # type: ignore[call-overload]
+        data = asdict(s)
         colour = "green" if data["running"] else "yellow"
         chk = "-" if data["last_checkpoint"] is None else f"#{data['last_checkpoint']}"
         if data["checkpoint_age_s"] is not None:
@@ -156,6 +173,6 @@ def status(
     """Per job: running or not, the last checkpoint, records/s and consumer lag."""
     statuses = job_statuses()
     if json_output:
-        typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))  # type: ignore[call-overload]
+        typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))
         return
     console.print(status_table(statuses))

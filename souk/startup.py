@@ -37,6 +37,7 @@ def prepare_platform(
     if broker_now is not None and broker_now != broker_before:
         # The embedded broker keeps messages in memory: a new one starts empty. The outbox is
         # the source of truth, so its retained events go out again (consumers dedupe).
+        _reset_pipelines(settings, progress)
         store = PostgresOutboxStore(endpoints.database_url)
         try:
             replayed = store.republish(planned_topics(settings))
@@ -47,3 +48,17 @@ def prepare_platform(
             store.close()
         if replayed:
             progress(f"new embedded broker: {replayed} retained events queued for the relay")
+
+
+def _reset_pipelines(settings: Settings, progress: Callable[[str], None]) -> None:
+    """Discard the streaming jobs' checkpoints: their offsets belong to the old broker.
+
+    The republished outbox refills the new broker's topics from offset 0, so a job resumed
+    from an old checkpoint would skip them; started afresh, it rebuilds its read models from
+    the replay (its sinks are upserts, so they end as before).
+    """
+    from pipelines import control, registry
+
+    reset = [name for name in registry.names() if control.reset(settings, name)]
+    if reset:
+        progress(f"new embedded broker: checkpoints of {', '.join(reset)} discarded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,3 +39,16 @@ def checkpoint_number(uri: str | None) -> int | None:
         return None
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     return int(name[4:]) if name.startswith("chk-") and name[4:].isdigit() else None
+
+
+def discard_checkpoints(settings: Settings, job: str) -> bool:
+    """Delete ``job``'s local checkpoints (the next start reads its topics from the beginning).
+
+    False if there were none, or they live on a remote URI (a cluster's to manage).
+    """
+    parts = urlsplit(checkpoint_uri(settings, job))
+    root = Path(parts.path)
+    if parts.scheme != "file" or not root.exists():
+        return False
+    shutil.rmtree(root)
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, NoReturn
 
 import typer
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from souk.settings import get_settings
+from souk.settings import Settings, get_settings
 from souk.stack.endpoints import Endpoints
 from souk.stack.errors import StackError
 from souk.stack.stack import Stack
@@ -50,7 +51,11 @@ def _start_components(stack: Stack) -> Endpoints:
     return Endpoints(urls["postgres"], urls["redis"], urls["kafka"])
 
 
-def up() -> None:
+def up(
+    pipelines: Annotated[
+        bool, typer.Option("--pipelines", help="Also start every streaming job.")
+    ] = False,
+) -> None:
     """Start (or reuse) PostgreSQL, Redis and Kafka, migrate, create topics, show endpoints."""
     # Imported here: they pull in Alembic and the schema registry, which status/down never need.
     from souk.startup import embedded_broker_identity, prepare_platform
@@ -82,6 +87,27 @@ def up() -> None:
     ):
         table.add_row(label, setting, redact_url(value))
     console.print(table)
+    if pipelines:
+        _start_pipelines(settings)
+
+
+def _start_pipelines(settings: Settings) -> None:
+    """Start every streaming job in the background; exit 1 if one fails to start."""
+    from pipelines import control, registry
+    from pipelines.common.errors import PipelineError
+
+    failed = False
+    for name in registry.names():
+        with console.status(f"pipeline {name}: starting"):
+            try:
+                where = control.start(settings, name)
+            except PipelineError as error:
+                err_console.print(f"error: {error}", style="red", markup=False)
+                failed = True
+                continue
+        console.print(f"  pipeline {name}: {where}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 def down(
@@ -91,6 +117,11 @@ def down(
 ) -> None:
     """Stop the servers `souk up` started (never external ones)."""
     settings = get_settings()
+    from pipelines import control, registry
+
+    for name in registry.names():
+        if control.stop(settings, name):
+            console.print(f"stopped pipeline {name}")
     try:
         stopped = Stack(settings).down(purge=purge)
     except StackError as error:
@@ -146,8 +177,15 @@ def status(
         statuses = Stack(get_settings()).status()
     except StackError as error:
         _fail(error)
+    from souk.pipelines_cli import job_statuses, status_table
+
+    jobs = job_statuses()
     if json_output:
-        typer.echo(json.dumps(statuses_to_json(statuses), indent=2))
+        document = {
+            "components": statuses_to_json(statuses),
+            "pipelines": [asdict(j) for j in jobs],
+        }
+        typer.echo(json.dumps(document, indent=2))
     else:
         console.print(_status_table(statuses))
         for s in statuses:
@@ -157,5 +195,6 @@ def status(
             if s.name == "kafka" and s.up:
                 for table in _kafka_tables(s):
                     console.print(table)
+        console.print(status_table(jobs))
     if not all(s.up for s in statuses):
         raise typer.Exit(1)

@@ -108,6 +108,11 @@ def test_bulk_new_account_region_and_distinct_thresholds() -> None:
     assert not fr.is_new_account_high_value(young, fr.HIGH_VALUE_MIN_MINOR - 1)
     assert not fr.is_new_account_high_value(fr.NEW_ACCOUNT_MAX_AGE_MS, 10**9)
     assert not fr.is_new_account_high_value(None, 10**9)  # never registered: unknown age
+    # the threshold is per currency: INR 500.00 is no high-value order
+    assert not fr.is_new_account_high_value(young, fr.HIGH_VALUE_MIN_MINOR, "INR")
+    assert fr.is_new_account_high_value(young, fr.HIGH_VALUE_MIN["INR"], "INR")
+    assert not fr.is_new_account_high_value(young, fr.HIGH_VALUE_MIN["USD"] - 1, "USD")
+    assert fr.is_new_account_high_value(young, fr.HIGH_VALUE_MIN_MINOR, "XYZ")  # EUR figure
     assert fr.region_mismatch("us", "eu")
     assert not fr.region_mismatch("eu", "eu")
     assert not fr.region_mismatch(None, "eu") and not fr.region_mismatch("us", None)
@@ -148,6 +153,7 @@ def test_order_of_a_checkout_and_account_of_a_registration() -> None:
         amount_minor=12_345,
         region="eu",
         event_id="evt",
+        currency="EUR",
         ship_region="us",
         ip_region="in",
         device_id="dev_1",
