@@ -181,10 +181,7 @@ def status(
 
     jobs = job_statuses()
     if json_output:
-        document = {
-            "components": statuses_to_json(statuses),
-            "pipelines": [asdict(j) for j in jobs],
-        }
+        document = {**statuses_to_json(statuses), "pipelines": [asdict(j) for j in jobs]}
         typer.echo(json.dumps(document, indent=2))
     else:
         console.print(_status_table(statuses))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,9 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def souk(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def souk(
+    home: Path, *args: str, timeout_s: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in URL_SETTINGS}
     environment.update(SOUK_HOME=str(home), **env)
     return subprocess.run(
@@ -42,7 +45,7 @@ def souk(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout_s,
         cwd=home,
     )
 
@@ -185,8 +188,15 @@ def test_a_running_relay_recovers_when_the_broker_restarts(home: Path) -> None:
 
 
 def test_demo_runs_end_to_end_and_stops_its_stack(home: Path) -> None:
-    result = souk(home, "demo", "--customers", "20", "--products", "10", "--events", "200")
+    # The three Flink jobs start beside the shoppers: minutes on 2 cores.
+    result = souk(
+        home, "demo", "--customers", "20", "--products", "10", "--events", "200", timeout_s=900
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "demo OK" in result.stdout
+    # the streaming part: every job ran, the inventory view matched PostgreSQL
+    assert re.search(r"inventory view vs PostgreSQL\s*│\s*0 of [1-9]\d* SKUs differ", result.stdout)
+    assert "Trending now" in result.stdout
+    assert "fraud alerts raised" in result.stdout
     assert "stack stopped" in result.stdout
     assert json.loads(souk(home, "status", "--json").stdout)["all_up"] is False
