@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.souk-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint bench bench-outbox bench-checkout lock clean
+.PHONY: install demo test lint bench bench-outbox bench-checkout bench-streaming lock clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/bootstrap.sh
@@ -24,15 +24,18 @@ test: install  ## The whole test suite, against real PostgreSQL, Valkey and a Ka
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy souk schemas transactional serving
+	$(BIN)/mypy souk schemas transactional serving pipelines features
 
-bench: bench-outbox bench-checkout  ## Every benchmark
+bench: bench-outbox bench-checkout bench-streaming  ## Every benchmark
 
 bench-outbox: install  ## Outbox → Kafka rate and latency beside the raw produce rate
 	$(BIN)/python -m bench.outbox_throughput $(ARGS)
 
 bench-checkout: install  ## Checkout orders/s and latency beside raw PostgreSQL writes; oversell
 	$(BIN)/python -m bench.checkout_throughput $(ARGS)
+
+bench-streaming: install  ## Streaming jobs' events/s and read-model latency beside a plain consumer
+	$(BIN)/python -m bench.streaming $(ARGS)
 
 lock: install  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^souk' > requirements.lock
