@@ -146,6 +146,7 @@ def run_demo(
         was_running = True  # a stack someone brought up with `souk up` stays up
     except StackError:
         was_running = False
+    streaming = StreamingReport()  # the jobs this run started (stopped at the end, even on error)
     try:
         with console.status("[bold]starting the local stack…") as status:
             broker_before = embedded_broker_identity(settings)
@@ -158,11 +159,11 @@ def run_demo(
             )
         console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
         config = shopping_config(settings, customers, events, seed, rate, duration)
-        report = _run(settings, endpoints, config, products, console)
+        report = _run(settings, endpoints, config, products, console, streaming)
         _print_summary(console, settings, endpoints, report)
     finally:
         if not keep:
-            stop_jobs(settings)
+            stop_jobs(settings, streaming)
         if keep or was_running:
             console.print("stack left running; stop it with [bold]souk down[/bold]")
         else:
@@ -177,8 +178,9 @@ def _run(
     config: SimulationConfig,
     products: int,
     console: Console,
+    streaming: StreamingReport,
 ) -> DemoReport:
-    report = DemoReport()
+    report = DemoReport(streaming=streaming)
     seen: set[uuid.UUID] = set()
 
     def audit(envelope: Envelope, _payload: msgspec.Struct, _tx: Connection) -> None:

@@ -68,12 +68,13 @@ def start_jobs(settings: Settings, report: StreamingReport) -> threading.Thread:
     return thread
 
 
-def stop_jobs(settings: Settings) -> None:
-    """Stop every job we started (checkpoints stay)."""
-    from pipelines import control, registry
+def stop_jobs(settings: Settings, report: StreamingReport) -> None:
+    """Stop the jobs this demo started (checkpoints stay); ones that ran before keep running."""
+    from pipelines import control
 
-    for name in registry.names():
-        control.stop(settings, name)
+    for name, where in report.started.items():
+        if not where.startswith(("already running", "error")):
+            control.stop(settings, name)
 
 
 def collect(
