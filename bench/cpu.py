@@ -31,7 +31,7 @@ def server_root_pid(port: int) -> int:
     while True:
         parent = process.parent()
         if parent is None or not {"souk", "serve"} <= set(parent.cmdline()):
-            return process.pid
+            return int(process.pid)
         process = parent
 
 

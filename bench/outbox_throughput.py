@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, Engine, text
 
+from bench.stats import percentile
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings
@@ -183,12 +184,6 @@ def latency(
     relay.close()
     samples = [(received[k] - v) * 1000 for k, v in committed.items() if k in received]
     return samples, len(events) - len(samples)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-quantile (0..1) by nearest rank."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

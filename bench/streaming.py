@@ -51,6 +51,8 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from bench.cpu import listening_pid, tree_cpu_s
+from bench.stats import percentile
 from pipelines import fraud_rules as fr
 from pipelines.common.job import Job
 from pipelines.common.runner import Servers
@@ -1562,30 +1564,6 @@ def jvm_pid() -> int | None:
     return None
 
 
-def listening_pid(port: int) -> int:
-    """The pid of the process listening on a loopback TCP port."""
-    for connection in psutil.net_connections("tcp"):
-        listening = connection.status == "LISTEN" and connection.laddr
-        if listening and connection.laddr.port == port and connection.pid is not None:
-            return int(connection.pid)
-    raise LookupError(f"nothing listens on port {port}")
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (as bench/cpu.py)."""
-    try:
-        root = psutil.Process(pid)
-        family = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
-
-
 def server_pids(servers: Servers) -> list[int]:
     """Local broker and Redis processes (empty for remote ones)."""
     from urllib.parse import urlsplit
@@ -1602,12 +1580,6 @@ def server_pids(servers: Servers) -> list[int]:
 def cpu_of(pids: Iterable[int | None]) -> float:
     """CPU seconds of the process trees of ``pids``."""
     return sum(tree_cpu_s(pid) for pid in pids if pid)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-quantile (0..1) by nearest rank."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
