@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from souk.settings import get_settings
+from souk.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pipelines.control import JobStatus
@@ -87,12 +87,16 @@ def start(
     all_jobs: Annotated[bool, typer.Option("--all", help="Start every job.")] = False,
 ) -> None:
     """Start jobs in the background (resuming from their last checkpoint) and wait for them."""
+    start_jobs(get_settings(), _names(name, all_jobs))
+
+
+def start_jobs(settings: Settings, names: list[str]) -> None:
+    """Start ``names`` in the background, one line each; exit 1 if any failed to start."""
     from pipelines import control
     from pipelines.common.errors import PipelineError
 
-    settings = get_settings()
     failed = False
-    for job in _names(name, all_jobs):
+    for job in names:
         with console.status(f"{job}: starting"):
             try:
                 where = control.start(settings, job)
@@ -100,7 +104,7 @@ def start(
                 err_console.print(f"error: {error}", style="red", markup=False)
                 failed = True
                 continue
-        console.print(f"{job}: {where}")
+        console.print(f"{job}: {where}", markup=False, highlight=False)
     if failed:
         raise typer.Exit(1)
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from souk.settings import Settings, get_settings
+from souk.settings import get_settings
 from souk.stack.endpoints import Endpoints
 from souk.stack.errors import StackError
 from souk.stack.stack import Stack
@@ -88,26 +88,10 @@ def up(
         table.add_row(label, setting, redact_url(value))
     console.print(table)
     if pipelines:
-        _start_pipelines(settings)
+        from pipelines import registry
+        from souk.pipelines_cli import start_jobs
 
-
-def _start_pipelines(settings: Settings) -> None:
-    """Start every streaming job in the background; exit 1 if one fails to start."""
-    from pipelines import control, registry
-    from pipelines.common.errors import PipelineError
-
-    failed = False
-    for name in registry.names():
-        with console.status(f"pipeline {name}: starting"):
-            try:
-                where = control.start(settings, name)
-            except PipelineError as error:
-                err_console.print(f"error: {error}", style="red", markup=False)
-                failed = True
-                continue
-        console.print(f"  pipeline {name}: {where}", markup=False, highlight=False)
-    if failed:
-        raise typer.Exit(1)
+        start_jobs(settings, registry.names())
 
 
 def down(

@@ -200,3 +200,25 @@ def test_demo_runs_end_to_end_and_stops_its_stack(home: Path) -> None:
     assert "fraud alerts raised" in result.stdout
     assert "stack stopped" in result.stdout
     assert json.loads(souk(home, "status", "--json").stdout)["all_up"] is False
+
+
+def test_up_with_pipelines_runs_every_job_and_down_stops_them(home: Path) -> None:
+    up = souk(home, "up", "--pipelines", timeout_s=600)
+    assert up.returncode == 0, up.stderr + up.stdout
+    for job in ("inventory", "trending", "fraud"):
+        assert f"{job}: running (pid" in up.stdout, up.stdout
+
+    status = souk(home, "status", "--json", timeout_s=60)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["all_up"] is True
+    jobs = {job["job"]: job for job in report["pipelines"]}
+    assert set(jobs) == {"inventory", "trending", "fraud"}
+    assert all(job["running"] and job["state"] == "RUNNING" for job in jobs.values()), jobs
+    pids = [json.loads((home / "pipelines" / f"{name}.json").read_text())["pid"] for name in jobs]
+
+    down = souk(home, "down", timeout_s=120)
+    assert down.returncode == 0, down.stderr + down.stdout
+    for name in jobs:
+        assert f"stopped pipeline {name}" in down.stdout
+    assert not any(psutil.pid_exists(pid) for pid in pids)
