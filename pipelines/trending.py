@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.common.context import JobContext
 from pipelines.common.job import Job
 from pipelines.common.runner import main
-from pipelines.common.sinks import late_events_counter, redis_sink, upsert_kafka_sink
+from pipelines.common.sinks import StatsWriter, redis_sink, upsert_kafka_sink
 from pipelines.common.sources import envelope_source, quote
 from souk.settings import Settings
 
@@ -59,6 +59,8 @@ TRENDING_TOPIC = "souk.trending.v1"
 UNKNOWN_CATEGORY = "unknown"
 #: The scope over every region and category.
 ALL = "all"
+#: Kind of the scores' rows (the others count late events), see scores().
+SCORE = "score"
 
 #: Moves ``LATEST_KEY[scope]`` forward only: ARGV = scope, window end (epoch ms).
 ADVANCE_LATEST = """
@@ -164,7 +166,7 @@ def _interval(seconds: float) -> str:
 
 
 def _not_too_late(lateness_s: float) -> str:
-    """Keeps events no later than the allowed lateness (the ones late_events_counter skips)."""
+    """Keeps events no later than the allowed lateness (scores() counts the others)."""
     return (
         "(CURRENT_WATERMARK(occurred_at) IS NULL OR occurred_at >= "
         f"CURRENT_WATERMARK(occurred_at) - {_interval(lateness_s)})"
@@ -174,8 +176,10 @@ def _not_too_late(lateness_s: float) -> str:
 def scores(ctx: JobContext) -> Table:
     """Sources → weighted, categorised signals → windowed scores per region, category, product.
 
-    Columns: region, category_id, window_end (epoch ms), product_id, score; an updating table
-    (a late event fires its windows again).
+    Columns: kind, region, category_id, window_end (epoch ms), product_id, score; an updating
+    table (a late event fires its windows again). Rows of kind ``score`` are the windows'
+    scores; a row of kind ``late_dropped:<source>`` counts (in ``score``) the events of that
+    source dropped as later than the allowed lateness.
     """
     settings = ctx.settings
     t_env = ctx.t_env
@@ -253,14 +257,27 @@ def scores(ctx: JobContext) -> Table:
     # wall clock of the session time zone, UTC here (as in every job's environment).
     # An event belongs to window/slide windows, each with its timers: the windows count each
     # event once (the finest grain), the scopes are sums of their results (define).
+    # The late counts ride in the same query (rows of kind ``late_dropped:<source>``), so the
+    # planner reads each source once for both.
+    late = " UNION ALL ".join(
+        f"""
+        SELECT 'late_dropped:{source}' AS kind, CAST(NULL AS STRING) AS region,
+               CAST(NULL AS STRING) AS category_id, CAST(NULL AS BIGINT) AS window_end,
+               CAST(NULL AS STRING) AS product_id, COUNT(*) AS score
+        FROM {source} WHERE NOT {keep}
+        """
+        for source in (VIEWS, CART_ADDS, ORDERS)
+    )
     return t_env.sql_query(
         f"""
-        SELECT region, category_id,
-               (EXTRACT(EPOCH FROM HOP_ROWTIME(occurred_at, {slide}, {size})) + 1) * 1000
-                 AS window_end,
+        SELECT {quote(SCORE)} AS kind, region, category_id,
+               CAST((EXTRACT(EPOCH FROM HOP_ROWTIME(occurred_at, {slide}, {size})) + 1) * 1000
+                    AS BIGINT) AS window_end,
                product_id, SUM(points) AS score
         FROM trending_categorised
         GROUP BY HOP(occurred_at, {slide}, {size}), region, category_id, product_id
+        UNION ALL
+        {late}
         """
     )
 
@@ -303,10 +320,17 @@ def define(ctx: JobContext) -> None:
     # Each stage is translated when it becomes a changelog stream; the next one reads that
     # stream, so the sources are read once (not once per sink) and every stage gets the
     # settings in force when it is translated.
-    fine = t_env.from_changelog_stream(t_env.to_changelog_stream(windowed))
-    t_env.create_temporary_view("trending_fine", fine)
-    for source in (VIEWS, CART_ADDS, ORDERS):
-        late_events_counter(ctx, source)
+    first = t_env.from_changelog_stream(t_env.to_changelog_stream(windowed))
+    t_env.create_temporary_view("trending_first", first)
+    t_env.create_temporary_view(
+        "trending_fine",
+        t_env.sql_query(
+            "SELECT region, category_id, window_end, product_id, score FROM trending_first "
+            f"WHERE kind = {quote(SCORE)}"
+        ),
+    )
+    late = t_env.sql_query(f"SELECT kind, score FROM trending_first WHERE kind <> {quote(SCORE)}")
+    redis_sink(ctx, late, StatsWriter(ctx.name), "late events")
     # What follows has a state TTL (the scope sums and the rankings keep every product of
     # every window, until their state expires; the catalog versions, windows and late counts
     # above must never expire) and mini-batches (a window fires all its products at once:

@@ -97,39 +97,16 @@ def redis_sink(ctx: JobContext, table: Table, writer: RedisWriter, name: str) ->
     ctx.has_datastream = True
 
 
-def late_events_counter(ctx: JobContext, source: str, lateness_s: float | None = None) -> None:
-    """Count events of ``source`` that arrive behind the watermark by more than the lateness.
+class StatsWriter:
+    """(field, count) rows → the job's stats hash ``souk:pipeline:<job>`` (picklable)."""
 
-    Those are the events the job's windows drop; the count goes to the job's stats hash
-    (``souk:pipeline:<job>``, field ``late_dropped:<source>``).
-    """
-    from pipelines.common.sources import seconds_literal
-
-    lateness = ctx.settings.stream_allowed_lateness_s if lateness_s is None else lateness_s
-    late = ctx.t_env.sql_query(
-        f"""
-        SELECT COUNT(*) AS dropped FROM {source}
-        WHERE occurred_at < CURRENT_WATERMARK(occurred_at) - {seconds_literal(lateness)}
-        """
-    )
-    redis_sink(ctx, late, _stats_writer(ctx.name, f"late_dropped:{source}"), f"{source} late")
-
-
-class _StatsWriter:
-    """Writes a one-column count into the job's stats hash (picklable)."""
-
-    def __init__(self, job: str, field: str) -> None:
+    def __init__(self, job: str) -> None:
         self.key = STATS_KEY.format(job=job)
-        self.field = field
 
     def __call__(self, kind: str, row: Any) -> Sequence[tuple[Any, ...]]:
         if kind in ("-U", "-D"):
             return ()
-        return (("HSET", self.key, self.field, int(row[0])),)
+        return (("HSET", self.key, row[0], int(row[1])),)
 
 
-def _stats_writer(job: str, field: str) -> RedisWriter:
-    return _StatsWriter(job, field)
-
-
-__all__ = ["STATS_KEY", "late_events_counter", "quote", "redis_sink", "upsert_kafka_sink"]
+__all__ = ["STATS_KEY", "StatsWriter", "quote", "redis_sink", "upsert_kafka_sink"]
