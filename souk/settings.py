@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     object_store_url: str | None = None
     flink_url: str | None = None
     spark_master: str | None = None
+    # Batch jobs (jobs/): Spark's driver memory and shuffle partitions (small data locally).
+    spark_driver_memory: str = Field(default="1g", pattern=r"^\d+[kmgt]?$")
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
 
     kafka_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -99,3 +100,15 @@ def live_url(app: Litestar) -> Iterator[str]:
     """The app served by uvicorn on a free loopback port, for truly concurrent clients."""
     with serve_in_thread(app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local Spark session per test worker (Spark starts once, not per test)."""
+    from jobs.spark.session import spark_session
+
+    home = tmp_path_factory.mktemp("spark-home")
+    settings = Settings(_env_file=None, home=home)  # type: ignore[call-arg]
+    session = spark_session(settings, "souk-tests")
+    yield session
+    session.stop()

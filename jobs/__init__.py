@@ -1,0 +1,1 @@
+"""Batch side of Souk: the lake (bronze, silver, gold Delta tables) and the jobs that build it."""

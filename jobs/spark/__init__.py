@@ -1,0 +1,1 @@
+"""Spark for the lake's jobs: sessions (local or a cluster) and Delta reads/writes."""
