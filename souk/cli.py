@@ -15,6 +15,7 @@ from rich.table import Table
 from schemas.registry import SchemaError
 from souk.features_cli import features_app
 from souk.inventory_cli import inventory_app
+from souk.lake_cli import lake_app
 from souk.logging import configure_logging
 from souk.pipelines_cli import pipelines_app
 from souk.settings import get_settings
@@ -40,6 +41,7 @@ app.command("status")(stack_commands.status)
 app.add_typer(inventory_app, name="inventory", help="Stock: reconcile Redis with PostgreSQL.")
 app.add_typer(pipelines_app, name="pipelines", help="Streaming jobs: run, start, stop, status.")
 app.add_typer(features_app, name="features", help="Feature store: apply, list and read signals.")
+app.add_typer(lake_app, name="lake", help="Lake: archive topics to Delta, list tables, history.")
 app.command("simulate")(simulate)
 
 
@@ -193,6 +195,9 @@ def serve(
         typer.Option(help="Serve only this domain (repeatable); default: all of them."),
     ] = None,
     relay: Annotated[bool, typer.Option(help="Also run the outbox relay in this process.")] = True,
+    archive: Annotated[
+        bool, typer.Option(help="Also archive every topic into the lake's bronze tables.")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
 ) -> None:
     """Serve the storefront, seller and admin APIs (OpenAPI at /schema) until stopped."""
@@ -205,7 +210,13 @@ def serve(
     err_console.print(f"serving on http://{host}:{port} (OpenAPI: /schema/openapi.json)")
     try:
         run(
-            settings, host=host, port=port, domains=domain, relay=relay, log_level=log_level.lower()
+            settings,
+            host=host,
+            port=port,
+            domains=domain,
+            relay=relay,
+            archive=archive,
+            log_level=log_level.lower(),
         )
     except (StackError, SoukError, ValueError) as exc:
         raise fail(str(exc)) from None

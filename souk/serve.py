@@ -23,9 +23,14 @@ def serve(
     port: int,
     domains: Sequence[str] | None = None,
     relay: bool = True,
+    archive: bool = False,
     log_level: str = "warning",
 ) -> None:
-    """Serve until SIGINT/SIGTERM; the relay thread publishes what the APIs write."""
+    """Serve until SIGINT/SIGTERM; the relay thread publishes what the APIs write.
+
+    With ``archive`` the lake's archiver (jobs/archive.py) runs in a thread too: every topic
+    lands in the bronze Delta tables as it is published.
+    """
     database_url = resolve_url(settings, "postgres")
     services = build_services(
         settings, database_url=database_url, redis_url=resolve_url(settings, "redis")
@@ -49,9 +54,18 @@ def serve(
                 relay_.close()
 
         relay_thread = threading.Thread(target=run_relay, name="souk-relay", daemon=True)
+    archiver_thread = None
+    if archive:
+        from jobs.archive import archive_forever
+
+        archiver_thread = threading.Thread(
+            target=archive_forever, args=(settings, relay_stop), name="souk-archiver", daemon=True
+        )
     housekeeper.start()
     if relay_thread is not None:
         relay_thread.start()
+    if archiver_thread is not None:
+        archiver_thread.start()
     try:
         if settings.http_workers > 1:
             # One process holds one core (the GIL): the workers serve, this process keeps
@@ -82,4 +96,6 @@ def serve(
         relay_stop.set()
         if relay_thread is not None:
             relay_thread.join(timeout=15)
+        if archiver_thread is not None:
+            archiver_thread.join(timeout=30)
         services.close()

@@ -70,9 +70,7 @@ class TableStore(Protocol):
         """
         ...
 
-    def overwrite(
-        self, table: str, data: pa.Table, *, partition_by: Sequence[str] = ()
-    ) -> int:
+    def overwrite(self, table: str, data: pa.Table, *, partition_by: Sequence[str] = ()) -> int:
         """Replace the table's rows with ``data`` (a full rebuild); return the new version."""
         ...
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from souk.settings import Settings
-
 from jobs.lake.delta_rs import DeltaRsStore
 from jobs.lake.port import TableStore
+from souk.settings import Settings
 
 
 def lake_root(settings: Settings) -> str:
