@@ -15,6 +15,7 @@ from rich.table import Table
 from schemas.registry import SchemaError
 from souk.features_cli import features_app
 from souk.inventory_cli import inventory_app
+from souk.jobs_cli import jobs_app
 from souk.lake_cli import lake_app
 from souk.logging import configure_logging
 from souk.pipelines_cli import pipelines_app
@@ -41,6 +42,9 @@ app.command("status")(stack_commands.status)
 app.add_typer(inventory_app, name="inventory", help="Stock: reconcile Redis with PostgreSQL.")
 app.add_typer(pipelines_app, name="pipelines", help="Streaming jobs: run, start, stop, status.")
 app.add_typer(features_app, name="features", help="Feature store: apply, list and read signals.")
+app.add_typer(
+    jobs_app, name="jobs", help="Batch jobs: list, run, schedule, history, export to Airflow."
+)
 app.add_typer(lake_app, name="lake", help="Lake: archive topics to Delta, list tables, history.")
 app.command("simulate")(simulate)
 
