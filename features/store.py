@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import Entity, FeatureStore, FeatureView, Project, RepoConfig
+from feast.data_format import DeltaFormat
 from feast.data_source import DataSource, PushSource
 from feast.diff.property_diff import TransitionType
 from feast.infra.offline_stores.file_source import FileSource
@@ -185,8 +186,12 @@ def cached_feature_store(settings: Settings, redis_url: str) -> FeatureStore:
 # --- registration -------------------------------------------------------------------------
 
 
-def repo_contents() -> RepoContents:
-    """Every object of the repository (fresh copies: Feast's apply mutates what it gets)."""
+def repo_contents(settings: Settings | None = None) -> RepoContents:
+    """Every object of the repository (fresh copies: Feast's apply mutates what it gets).
+
+    With ``settings``, the batch views of ``features.batch`` too: their sources are in the
+    lake, whose place only the settings know.
+    """
     entities: list[Entity] = copy.deepcopy(list(ENTITIES))
     views: list[FeatureView] = copy.deepcopy(list(FRAUD_VIEWS.values()))
     sources: list[DataSource] = []
@@ -194,6 +199,13 @@ def repo_contents() -> RepoContents:
         push = view.stream_source
         if isinstance(push, PushSource) and push.batch_source is not None:
             sources += [push, push.batch_source]
+    if settings is not None:
+        from features.batch import batch_views  # the lake's modules, only when asked for
+
+        for view in batch_views(settings):
+            views.append(view)
+            if view.batch_source is not None:
+                sources.append(view.batch_source)
     return RepoContents(
         projects=[Project(name=PROJECT)],
         data_sources=sources,
@@ -218,13 +230,14 @@ class Change(NamedTuple):
 _ACTIONS = {TransitionType.CREATE: "created", TransitionType.UPDATE: "updated"}
 
 
-def apply(store: FeatureStore) -> list[Change]:
+def apply(store: FeatureStore, settings: Settings | None = None) -> list[Change]:
     """Register every object of the repository; return what changed (empty: already applied).
 
-    Objects are only added or updated, never deleted. Each offline parquet file is created
-    empty (with its view's columns) if missing, so offline pushes and reads work from the start.
+    Objects are only added or updated, never deleted; ``settings`` adds the batch views (see
+    :func:`repo_contents`). Each offline parquet file is created empty (with its view's
+    columns) if missing, so offline pushes and reads work from the start.
     """
-    contents = repo_contents()
+    contents = repo_contents(settings)
     registry_diff, _, _ = store.plan(contents)
     changes = sorted(
         Change(diff.feast_object_type.value, diff.name, _ACTIONS[diff.transition_type])
@@ -250,6 +263,8 @@ def _create_offline_file(store: FeatureStore, view: FeatureView) -> None:
     source = view.batch_source
     if not isinstance(source, FileSource) or store.config.repo_path is None:
         return
+    if isinstance(source.file_format, DeltaFormat):
+        return  # a lake table, written by its snapshots (features.batch)
     path = Path(FileSource.get_uri_for_file_path(store.config.repo_path, source.path))
     if path.exists():
         return

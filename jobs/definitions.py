@@ -62,11 +62,12 @@ DEFINITIONS: tuple[JobDefinition, ...] = (
     ),
     JobDefinition(
         name="fraud_model",
-        description="Retrain the fraud classifier on the labelled gold orders.",
+        description="Retrain the fraud classifier on labelled orders, point-in-time features.",
         schedule=DAILY,
-        target="models.jobs:train_fraud",
-        inputs=("gold/*",),
+        target="models.fraud.job:train_fraud",
+        inputs=("silver/orders", "labels/fraud", "features/customer_purchase_stats"),
         outputs=("models/fraud",),
-        depends_on=("gold",),
+        # Training reads the feature snapshots the materialization writes.
+        depends_on=("feature_materialize",),
     ),
 )

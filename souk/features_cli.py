@@ -64,7 +64,7 @@ def apply_() -> None:
 
     store, _ = open_store()
     try:
-        changes = apply(store)
+        changes = apply(store, get_settings())
     except Exception as exc:  # a broken registry file: one line, not a traceback
         raise fail(f"apply failed: {exc}") from None
     where = repo_dir(get_settings())
@@ -174,3 +174,30 @@ def get(
     missing = sum(1 for name, value in values.items() if name not in row and value is None)
     if missing:
         console.print(f"{missing} features have no value stored (nothing pushed within the TTL)")
+
+
+@features_app.command("materialize")
+def materialize_(
+    full: Annotated[
+        bool, typer.Option("--full", help="Reload every value still servable (e.g. after a flush).")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Reload every snapshot from this date (YYYY-MM-DD, UTC).")
+    ] = None,
+) -> None:
+    """Snapshot the gold tables and load the batch feature views into the online store."""
+    from datetime import date
+
+    from features.jobs import materialize
+
+    try:
+        start = date.fromisoformat(since) if since is not None else None
+    except ValueError:
+        raise fail(f"--since must be a date like 2025-01-31, not {since!r}") from None
+    try:
+        result = materialize(get_settings(), full=full, since=start)
+    except StackError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a missing gold column, Redis down: one line, not a traceback
+        raise fail(f"materialize failed: {exc}") from None
+    console.print(escape(result.summary()))

@@ -285,7 +285,7 @@ def souk(*args: str) -> Any:
 def test_cli_apply_list_get(cli: Settings, store: FeatureStore) -> None:
     first = souk("apply")
     assert first.exit_code == 0, first.output
-    assert "applied 19 changes" in first.output
+    assert "applied 25 changes" in first.output  # 19 fraud + 6 batch (views, sources)
     for view in KEYS:
         assert f"│ feature view │ {view}" in first.output
     assert (repo_dir(cli) / "registry.db").is_file()
