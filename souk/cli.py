@@ -17,6 +17,7 @@ from souk.features_cli import features_app
 from souk.inventory_cli import inventory_app
 from souk.jobs_cli import jobs_app
 from souk.lake_cli import lake_app
+from souk.models_cli import models_app
 from souk.logging import configure_logging
 from souk.pipelines_cli import pipelines_app
 from souk.settings import get_settings
@@ -45,6 +46,7 @@ app.add_typer(features_app, name="features", help="Feature store: apply, list an
 app.add_typer(
     jobs_app, name="jobs", help="Batch jobs: list, run, schedule, history, export to Airflow."
 )
+app.add_typer(models_app, name="models", help="Models: registry, promote, rollback, evaluation.")
 app.add_typer(lake_app, name="lake", help="Lake: archive topics to Delta, list tables, history.")
 app.command("simulate")(simulate)
 

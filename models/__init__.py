@@ -1,0 +1,1 @@
+"""Batch ML: recommenders trained on the lake's gold tables, their evaluation and registry."""

@@ -1,0 +1,1 @@
+"""Offline evaluation of recommenders: splits, ranking metrics, side-by-side reports."""
