@@ -17,8 +17,8 @@ from souk.features_cli import features_app
 from souk.inventory_cli import inventory_app
 from souk.jobs_cli import jobs_app
 from souk.lake_cli import lake_app
-from souk.models_cli import models_app
 from souk.logging import configure_logging
+from souk.models_cli import models_app
 from souk.pipelines_cli import pipelines_app
 from souk.settings import get_settings
 from souk.simulate_cli import simulate
