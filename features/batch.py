@@ -167,7 +167,9 @@ product_popularity = BatchView(
     features=(
         BatchFeature("views", Int64, "Product page views.", ("views", "view_count")),
         BatchFeature("cart_adds", Int64, "Adds to cart.", ("cart_adds", "add_to_carts")),
-        BatchFeature("purchases", Int64, "Units purchased.", ("purchases", "purchase_count")),
+        BatchFeature(
+            "purchases", Int64, "Orders containing the product.", ("purchases", "purchase_count")
+        ),
         BatchFeature("conversion", Float64, "Purchases per view.", ("conversion", _conversion)),
     ),
 )

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Batch jobs (jobs/): Spark's driver memory and shuffle partitions (small data locally).
     spark_driver_memory: str = Field(default="1g", pattern=r"^\d+[kmgt]?$")
     spark_shuffle_partitions: int = Field(default=4, ge=1)
+    # Local sessions with the C1 JIT only: faster for short jobs on small data (tests, demo).
+    spark_quick_jvm: bool = False
 
     kafka_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)

@@ -3,8 +3,9 @@
 The production adapter for Spark jobs on a cluster whose classpath has Delta's jars
 (delta-spark 4.3.1 for Spark 4.1, e.g. ``--packages io.delta:delta-spark_2.13:4.3.1``) and whose
 session is configured for it (``spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension``,
-``spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog``). Reads and
-writes then run on the executors; nothing is collected on the driver.
+``spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog``). The jobs'
+reads and writes (``dataframe``, ``write_dataframe``) then run on the executors; only the port's
+Arrow methods (``read``, ``append``, ...) pass data through the driver, as the port defines.
 
 Those jars cannot be obtained on the development machines (no Maven access), so this adapter
 cannot run here and has no tests; ``lake_store_for`` picks it only when the session's JVM has
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+from pyspark.sql import functions as sf
 
 from jobs.lake.port import Commit, LakeError, MergeResult, TableStore
 from jobs.lake.store import lake_root, table_store
@@ -93,18 +95,16 @@ class SparkDeltaStore:
             df = df.persist()  # counted and written: compute it once
             try:
                 rows = df.count()
-                self._writer(df, "overwrite", partition_by).option(
-                    "overwriteSchema", "true"
-                ).save(self.uri(table))
+                self._writer(df, "overwrite", partition_by).option("overwriteSchema", "true").save(
+                    self.uri(table)
+                )
             finally:
                 df.unpersist()
             return rows
         result = self._merge_frame(table, df, keys, update=True, partition_by=partition_by)
         return result.inserted + result.updated
 
-    def _writer(
-        self, df: DataFrame, mode: str, partition_by: Sequence[str]
-    ) -> DataFrameWriter:
+    def _writer(self, df: DataFrame, mode: str, partition_by: Sequence[str]) -> DataFrameWriter:
         writer = df.write.format("delta").mode(mode)
         return writer.partitionBy(*partition_by) if partition_by else writer
 
@@ -226,8 +226,6 @@ class SparkDeltaStore:
         partitions: Sequence[tuple[str, str, Any]] | None = None,
     ) -> pa.Table:
         """The table's rows, now or at one version or time."""
-        from pyspark.sql import functions as F
-
         if not self.exists(table):
             raise LakeError(f"lake table {table} does not exist at {self.uri(table)}")
         reader = self.spark.read.format("delta")
@@ -238,7 +236,7 @@ class SparkDeltaStore:
             reader = reader.option("timestampAsOf", moment.astimezone(UTC).isoformat())
         frame = reader.load(self.uri(table))
         for column, op, value in partitions or ():
-            frame = frame.where(_partition_filter(F.col(column), op, value))
+            frame = frame.where(_partition_filter(sf.col(column), op, value))
         if columns is not None:
             frame = frame.select(*columns)
         return frame.toArrow()

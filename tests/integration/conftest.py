@@ -108,7 +108,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from jobs.spark.session import spark_session
 
     home = tmp_path_factory.mktemp("spark-home")
-    settings = Settings(_env_file=None, home=home)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, home=home, spark_quick_jvm=True)  # type: ignore[call-arg]
     session = spark_session(settings, "souk-tests")
     yield session
     session.stop()
