@@ -17,3 +17,8 @@ class JobResult:
         """One line for the job's log: ``silver: 120 rows in; silver/events 118, ...``."""
         written = ", ".join(f"{table} {rows}" for table, rows in sorted(self.rows_out.items()))
         return f"{self.name}: {self.rows_in} rows in; {written or 'nothing written'}"
+
+
+class NotEnoughData(Exception):
+    """The job's inputs hold too little to produce anything yet; the run is recorded as
+    skipped with this reason (its downstream jobs are skipped too), not as a failure."""

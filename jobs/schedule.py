@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from croniter import croniter
 
-from jobs.result import JobResult
+from jobs.result import JobResult, NotEnoughData
 
 if TYPE_CHECKING:
     from souk.settings import Settings
@@ -221,7 +221,8 @@ def _new_id() -> str:
 
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or "(no message)"
-    return text if isinstance(error, TargetError) else f"{type(error).__name__}: {text}"
+    plain = isinstance(error, (TargetError, NotEnoughData))  # their messages say it all
+    return text if plain else f"{type(error).__name__}: {text}"
 
 
 Recorder = Callable[[JobRun], None]
@@ -246,6 +247,9 @@ def run_job(
         if not isinstance(outcome, JobResult):
             raise TypeError(f"{definition.target} returned {type(outcome).__name__}, not JobResult")
         result, status = outcome, "succeeded"
+    except NotEnoughData as exc:  # too little data yet: nothing to do, nothing broken
+        _LOG.info("job %s skipped: %s", definition.name, exc)
+        status, error = "skipped", _one_line(exc)
     except KeyboardInterrupt:
         # Ctrl-C: keep the history truthful (the run did not finish), then stop.
         _record(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.result import JobResult
+from jobs.result import JobResult, NotEnoughData
 from models.registry import ModelRegistry, ModelVersion
 from souk.settings import Settings
 
@@ -58,7 +58,7 @@ def train_als(
     if since is not None:
         interactions = interactions[interactions["last_at"] >= _utc(since)]
     if interactions.empty:
-        raise ValueError("gold/user_item_interactions is empty: nothing to train on")
+        raise NotEnoughData("gold/user_item_interactions is empty: nothing to train on")
     cut = cut_at_fraction(interactions, TEST_FRACTION)
     split = time_split(interactions, cut)
     summary = train_and_evaluate(
@@ -149,7 +149,7 @@ def item_embeddings(
     als_version = registry.promoted(ALS)
     texts = catalog_texts(settings)
     if texts.empty:
-        raise ValueError("bronze/catalog holds no product: nothing to embed")
+        raise NotEnoughData("bronze/catalog holds no product: nothing to embed")
     encoded = TextEncoder().encode(texts["text"].tolist())
     if als_version is not None:
         als = FactorModel.load(als_version.path)

@@ -37,6 +37,7 @@ from features.batch import historical_features, source_keys
 from features.store import feature_store
 from features.views import FRAUD_VIEWS, TIMESTAMP_FIELD
 from jobs.lake import LakeError, table_store
+from jobs.result import NotEnoughData
 from souk.settings import Settings
 
 __all__ = [
@@ -87,7 +88,7 @@ FloatArray = npt.NDArray[np.float64]
 _UNUSED_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-class FraudTrainingError(ValueError):
+class FraudTrainingError(NotEnoughData, ValueError):
     """The data cannot train a fraud model (no orders, labels, or one class only)."""
 
 
@@ -278,10 +279,16 @@ def fit_fraud(
                 f"the {part} orders ({len(rows)}) need both fraud and legitimate labels "
                 f"({int(rows[LABEL].sum())} fraud): record more labels"
             )
+    # A feature with no value in any training order (e.g. no snapshot predates the orders
+    # yet: the point-in-time join leaves it empty) teaches nothing and breaks the binning.
+    features = [name for name in training.features if _has_values(train, name)]
+    if not features:
+        raise FraudTrainingError("no feature has a value in the training orders")
     params = {
         "max_iter": max_iter,
         "learning_rate": learning_rate,
         "random_state": seed,
+        "features_without_values": [f for f in training.features if f not in features],
         "test_fraction": test_fraction,
         "alert_rate": alert_rate,
     }
@@ -289,8 +296,8 @@ def fit_fraud(
         max_iter=max_iter, learning_rate=learning_rate, random_state=seed
     )
     with threadpool_limits(threads):
-        model.fit(_matrix(train, training.features), train[LABEL].to_numpy())
-        scores = np.asarray(model.predict_proba(_matrix(test, training.features))[:, 1])
+        model.fit(_matrix(train, features), train[LABEL].to_numpy())
+        scores = np.asarray(model.predict_proba(_matrix(test, features))[:, 1])
     truth = test[LABEL].to_numpy()
     metrics = {
         "roc_auc": float(roc_auc_score(truth, scores)),
@@ -304,13 +311,18 @@ def fit_fraud(
     stamps = frame[TIMESTAMP_FIELD]
     return TrainedFraudModel(
         model=model,
-        features=list(training.features),
-        feature_refs=list(training.feature_refs),
+        features=features,
+        feature_refs=[ref for ref in training.feature_refs if ref.replace(":", "__") in features],
         metrics=metrics,
         params=params,
         data_start=stamps.min().to_pydatetime(),
         data_end=stamps.max().to_pydatetime(),
     )
+
+
+def _has_values(rows: pd.DataFrame, feature: str) -> bool:
+    """True if ``feature`` holds at least one number in ``rows``."""
+    return bool(pd.to_numeric(rows[feature], errors="coerce").notna().any())
 
 
 def _matrix(rows: pd.DataFrame, features: Sequence[str]) -> FloatArray:

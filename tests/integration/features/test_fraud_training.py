@@ -301,3 +301,19 @@ def test_one_class_cannot_train(settings: Settings) -> None:
     write_orders(settings, [order(f"o{n}", "cus_a", T0 + timedelta(hours=n)) for n in range(8)])
     with pytest.raises(FraudTrainingError, match="need both fraud and legitimate labels"):
         train_fraud(settings)
+
+
+def test_a_feature_empty_in_every_training_order_is_left_out(settings: Settings) -> None:
+    # No snapshot predates these orders (as in a first demo run): the point-in-time join
+    # leaves the customer features empty, and the model trains on what has values.
+    labels = planted_history(settings, np.random.default_rng(3))
+    record_labels(settings, labels)
+    store = offline_feature_store(settings)
+    apply(store, settings)
+    training = training_set(store, load_orders(settings), load_labels(settings))
+    empty = "customer_purchase_stats__orders"
+    training.frame[empty] = np.nan
+    trained = fit_fraud(training)
+    assert empty not in trained.features and "total_minor" in trained.features
+    assert trained.params["features_without_values"] == [empty]
+    assert "customer_purchase_stats:orders" not in trained.feature_refs

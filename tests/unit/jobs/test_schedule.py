@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from jobs.result import JobResult
+from jobs.result import JobResult, NotEnoughData
 from jobs.schedule import (
     JobDefinition,
     JobRun,
@@ -336,3 +336,18 @@ def test_a_history_outage_does_not_stop_the_pass(settings: Settings, calls: list
     runs = run_plan([job("a"), job("b", "a", target="transform")], settings, record=broken_store)
     assert [(r.job, r.status) for r in runs] == [("a", "succeeded"), ("b", "succeeded")]
     assert [name for name, _, _ in calls] == ["extract", "transform"]
+
+
+def _too_little(settings: object, *, full: bool, since: object) -> JobResult:
+    raise NotEnoughData("3 labelled orders, need both classes")
+
+
+def test_not_enough_data_is_a_skip_with_its_reason_and_skips_downstream() -> None:
+    first = JobDefinition("first", "", "0 * * * *", f"{__name__}:_too_little")
+    second = JobDefinition(
+        "second", "", "0 * * * *", f"{__name__}:_too_little", depends_on=("first",)
+    )
+    runs = run_plan([first, second], cast(Any, None))
+    assert [(r.job, r.status) for r in runs] == [("first", "skipped"), ("second", "skipped")]
+    assert runs[0].error == "3 labelled orders, need both classes"
+    assert runs[1].error == "upstream first skipped"
