@@ -24,7 +24,7 @@ test: install  ## The whole test suite, against real PostgreSQL, Valkey and a Ka
 
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy souk schemas transactional serving pipelines features
+	$(BIN)/mypy souk schemas transactional serving pipelines features jobs models
 
 bench: bench-outbox bench-checkout bench-streaming bench-batch  ## Every benchmark
 

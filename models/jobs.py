@@ -211,10 +211,16 @@ def latest_figures(settings: Settings) -> dict[str, Any]:
         }
     fraud = registry.latest("fraud")
     if fraud is not None:
+        rate = float(fraud.metrics.get("alert_rate", 0.0))
+        labels = {
+            "roc_auc": "ROC AUC",
+            "precision_at_alert_rate": f"precision at {rate:.0%} alerts",
+            "recall_at_alert_rate": f"recall at {rate:.0%} alerts",
+        }
         figures["fraud"] = {
-            key: float(value)
-            for key, value in fraud.metrics.items()
-            if key in ("roc_auc", "precision_at_alert_rate", "recall_at_alert_rate", "alert_rate")
+            label: float(fraud.metrics[key])
+            for key, label in labels.items()
+            if key in fraud.metrics
         }
     return figures
 

@@ -26,6 +26,13 @@ from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
+from souk.demo_batch import (
+    ArchiverThread,
+    BatchReport,
+    print_batch,
+    run_jobs,
+    wait_archived,
+)
 from souk.demo_streaming import StreamingReport, collect, print_report, start_jobs, stop_jobs
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.settings import Settings
@@ -76,6 +83,7 @@ class DemoReport:
     shop_s: float = 0.0
     deliver_s: float = 0.0
     streaming: StreamingReport = field(default_factory=StreamingReport)
+    batch: BatchReport = field(default_factory=BatchReport)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -217,6 +225,7 @@ def _run(
         first_id = connection.execute(text("SELECT coalesce(max(id), 0) FROM outbox")).scalar_one()
     relay_thread.start()
     consumer_thread.start()
+    archiver = ArchiverThread(settings).start()  # every topic → the lake's bronze tables
     # The streaming jobs start (≈20 s each) while the catalog is seeded.
     console.print("starting the streaming jobs (inventory, trending, fraud) in the background")
     pipelines = start_jobs(settings, report.streaming)
@@ -255,6 +264,12 @@ def _run(
         consumer.close()
         relay.close()
     try:
+        wait_archived(settings, (str(event_id) for event_id in expected), report.batch, console)
+    finally:
+        archiver.close()
+    if archiver.error is not None:
+        report.batch.failures.append(f"the archiver failed: {archiver.error}")
+    try:
         _count_from_database(engine, report, first_id, list(expected))
         report.stock = audit_stock(engine, catalog.initial_stock())
         with console.status("[bold]streaming jobs catching up with the last events…"):
@@ -271,6 +286,7 @@ def _run(
         engine.dispose()
     report.dead_lettered = consumer.processor.stats.dead_lettered
     report.duplicates = consumer.processor.stats.duplicates
+    run_jobs(settings, report.simulation, report.batch, console)
     report.failures = _failures(report)
     return report
 
@@ -388,6 +404,7 @@ def _failures(report: DemoReport) -> list[str]:
             f"{sum(report.stock.oversold.values())} units oversold, "
             f"{len(report.stock.invalid)} stock rows negative or over-reserved"
         )
+    failures += report.batch.failures
     return failures
 
 
@@ -453,6 +470,7 @@ def _print_summary(
     figures.add_row("still unpublished in the outbox", str(report.pending))
     console.print(figures)
     print_report(console, report.streaming)
+    print_batch(console, report.batch)
     where = Table(title="Endpoints", show_header=False)
     where.add_row("PostgreSQL", endpoints.database_url)
     where.add_row("Redis", endpoints.redis_url)

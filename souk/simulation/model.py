@@ -20,6 +20,7 @@ can label their accounts and orders as ground truth for fraud detection. Fraud k
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
-from souk.seed import SeededCatalog
+from souk.seed import SeededCatalog, SeededProduct
 from souk.synthetic import SEARCH_TERMS
 from transactional.shared.regions import REGION_CURRENCY, region_distance
 
@@ -42,6 +43,8 @@ SHOPPER_COUNTRIES: dict[str, tuple[str, ...]] = {
     "us": ("US",),
     "in": ("IN",),
 }
+#: How many favourite categories a shopper has.
+FAVOURITE_CATEGORIES = 2
 FIRST_NAMES = ("Ada", "Ravi", "Mia", "Jon", "Lea", "Sam", "Ana", "Kai", "Noor", "Tom", "Ivy")
 LAST_NAMES = ("Lovelace", "Iyer", "Rossi", "Smith", "Weber", "Garcia", "Chen", "Khan", "Dubois")
 
@@ -67,6 +70,9 @@ class SimulationConfig:
     guest_share: float = 0.3  # start as a guest, sign in (merging the cart) at checkout
     search_share: float = 0.5
     recommendation_share: float = 0.3
+    # Of a shopper's browsing views, the share within its favourite categories (each shopper
+    # has FAVOURITE_CATEGORIES of them): tastes that recommenders can learn.
+    taste_share: float = 0.7
     click_share: float = 0.4  # of served recommendations
     cart_share: float = 0.6  # sessions that put something in the cart
     checkout_share: float = 0.65  # of sessions with a cart; the rest abandon
@@ -241,6 +247,13 @@ class ShopperModel:
         self.config = config
         self.profiles = self._profiles()
         self._honest = [p.index for p in self.profiles if not p.fraudster]
+        grouped: dict[str, list[SeededProduct]] = {}
+        for product in catalog.products:
+            grouped.setdefault(product.category_id, []).append(product)
+        self._by_category = {
+            category: (members, list(itertools.accumulate(p.weight for p in members)))
+            for category, members in grouped.items()
+        }
         self._fraudsters = [p.index for p in self.profiles if p.fraudster]
         self._high_value = {
             currency: catalog.high_value(currency) for currency in REGION_CURRENCY.values()
@@ -252,6 +265,19 @@ class ShopperModel:
             else []
             for region in config.regions
         }
+
+    def favourite_categories(self, shopper: int) -> tuple[str, ...]:
+        """The categories shopper ``shopper`` mostly browses (a function of the seed)."""
+        categories = sorted(self._by_category)
+        rng = self._rng("taste", shopper)
+        return tuple(rng.sample(categories, min(FAVOURITE_CATEGORIES, len(categories))))
+
+    def _browse(self, rng: random.Random, shopper: int) -> SeededProduct:
+        """A product a shopper looks at: by popularity within its tastes, or anywhere."""
+        if rng.random() >= self.config.taste_share:
+            return self.catalog.pick(rng)
+        products, cumulative = self._by_category[rng.choice(self.favourite_categories(shopper))]
+        return rng.choices(products, cum_weights=cumulative)[0]
 
     def _rng(self, *parts: object) -> random.Random:
         # String seeds hash with SHA-512: stable across processes (unlike hash()).
@@ -336,7 +362,7 @@ class ShopperModel:
         views: list[ViewPlan] = []
         if rng.random() < config.search_share:
             query = rng.choice(SEARCH_TERMS)
-            category = self.catalog.pick(rng).category_id
+            category = self._browse(rng, shopper).category_id  # searches follow tastes too
             in_category = [p for p in self.catalog.products if p.category_id == category]
             for position in range(min(len(in_category), rng.randint(0, 2))):
                 product = in_category[position]
@@ -344,7 +370,7 @@ class ShopperModel:
                     ViewPlan(product.product_id, rng.choice(product.skus).sku, "search", position)
                 )
         for _ in range(rng.randint(1, 5)):
-            product = self.catalog.pick(rng)
+            product = self._browse(rng, shopper)
             source = rng.choice(("category", "direct", "deal", "external"))
             views.append(ViewPlan(product.product_id, rng.choice(product.skus).sku, source))
         recommended: tuple[str, ...] = ()

@@ -198,6 +198,12 @@ def test_demo_runs_end_to_end_and_stops_its_stack(home: Path) -> None:
     assert re.search(r"inventory view vs PostgreSQL\s*│\s*0 of [1-9]\d* SKUs differ", result.stdout)
     assert "Trending now" in result.stdout
     assert "fraud alerts raised" in result.stdout
+    # the batch part: every event archived to bronze, then the scheduled jobs ran once
+    archived = re.search(r"archived events\s*│\s*([\d,]+) of ([\d,]+)", result.stdout)
+    assert archived and archived.group(1) == archived.group(2), result.stdout
+    for table in ("silver/events", "gold/user_item_interactions"):
+        assert re.search(rf"{table}\s*│\s*[1-9]", result.stdout), table
+    assert re.search(r"train_als\s*│\s*succeeded", result.stdout)
     assert "stack stopped" in result.stdout
     assert json.loads(souk(home, "status", "--json").stdout)["all_up"] is False
 

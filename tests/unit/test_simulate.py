@@ -366,3 +366,26 @@ def test_sampled_hosts_are_distinct_addresses_inside_the_ranges() -> None:
     with pytest.raises(ValueError):
         sample_hosts(("10.1.0.0/30", "2001:db8::/126"), 5, random.Random(1))
     assert sample_hosts(("10.1.0.7/32",), 1, random.Random(1)) == ["10.1.0.7"]
+
+
+def test_shoppers_browse_mostly_within_their_favourite_categories() -> None:
+    from souk.simulation.model import FAVOURITE_CATEGORIES
+
+    def favourite_share(taste_share: float) -> float:
+        shop = catalog(60)  # 4 categories
+        model = ShopperModel(shop, SimulationConfig(users=30, seed=5, taste_share=taste_share))
+        category = {p.product_id: p.category_id for p in shop.products}
+        hits = total = 0
+        for plan in model.sessions(600):
+            if plan.fraud_kinds:
+                continue
+            favourites = set(model.favourite_categories(plan.shopper))
+            assert len(favourites) == FAVOURITE_CATEGORIES
+            browsed = [category[v.product_id] for v in plan.views if v.source != "search"]
+            hits += sum(c in favourites for c in browsed)
+            total += len(browsed)
+        return hits / total
+
+    with_taste, without = favourite_share(0.7), favourite_share(0.0)
+    # 70 % of browsing goes to the favourites, the rest lands there by popularity (~half)
+    assert with_taste > 0.8 and without < 0.65
