@@ -297,12 +297,14 @@ def build_archiver(settings: Settings, **kwargs: Any) -> Archiver:
     return Archiver(settings, table_store(settings), resolve_url(settings, "kafka"), **kwargs)
 
 
-def archive_forever(settings: Settings, stop: threading.Event, retry_s: float = 5.0) -> None:
+def archive_forever(
+    settings: Settings, stop: threading.Event, retry_s: float = 5.0, **kwargs: Any
+) -> None:
     """Archive until ``stop``; an error is logged and the archiver starts again (the lake's
     offsets make the restart exact)."""
     while not stop.is_set():
         try:
-            build_archiver(settings).run(stop)
+            build_archiver(settings, **kwargs).run(stop)
         except Exception:
             _LOG.exception("archiver failed; restarting in %.0f s", retry_s)
             stop.wait(retry_s)
@@ -318,8 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    archiver = build_archiver(get_settings(), batch_max=args.batch)
-    stats = archiver.run(stop, idle_exit_s=args.until_idle)
+    settings = get_settings()
+    if args.until_idle is None:  # a service: errors restart it (the lake's offsets keep it exact)
+        archive_forever(settings, stop, batch_max=args.batch)
+        return
+    stats = build_archiver(settings, batch_max=args.batch).run(stop, idle_exit_s=args.until_idle)
     print(
         f"archived {stats.archived} events in {stats.batches} batches "
         f"({stats.duplicates} duplicates skipped, {stats.rejected} rejected)"

@@ -202,8 +202,9 @@ def serve(
     ] = None,
     relay: Annotated[bool, typer.Option(help="Also run the outbox relay in this process.")] = True,
     archive: Annotated[
-        bool, typer.Option(help="Also archive every topic into the lake's bronze tables.")
-    ] = True,
+        bool,
+        typer.Option(help="Also archive every topic into the lake (`souk up` already runs one)."),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
 ) -> None:
     """Serve the storefront, seller and admin APIs (OpenAPI at /schema) until stopped."""

@@ -56,7 +56,7 @@ def server_environment(
 def serve_subprocess(
     env: Mapping[str, str], *, log_path: Path | None = None, timeout_s: float = 60.0
 ) -> Iterator[str]:
-    """Run `souk serve` (without its relay and archiver) in a child process; yields its base URL.
+    """Run `souk serve` (without its relay) in a child process; yields its base URL.
 
     A separate process keeps the server off the load generator's GIL. Its output goes to
     ``log_path`` when given.
@@ -72,7 +72,6 @@ def serve_subprocess(
         "--port",
         str(port),
         "--no-relay",
-        "--no-archive",  # the caller archives (the demo runs its own archiver)
         "--log-level",
         "WARNING",
     ]

@@ -55,6 +55,9 @@ def up(
     pipelines: Annotated[
         bool, typer.Option("--pipelines", help="Also start every streaming job.")
     ] = False,
+    archive: Annotated[
+        bool, typer.Option(help="Also run the archiver (every topic → the lake's bronze).")
+    ] = True,
 ) -> None:
     """Start (or reuse) PostgreSQL, Redis and Kafka, migrate, create topics, show endpoints."""
     # Imported here: they pull in Alembic and the schema registry, which status/down never need.
@@ -87,6 +90,14 @@ def up(
     ):
         table.add_row(label, setting, redact_url(value))
     console.print(table)
+    if archive:
+        from souk import archiver
+
+        try:
+            console.print(f"archiver: {archiver.start(settings)}")
+        except RuntimeError as error:
+            err_console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     if pipelines:
         from pipelines import registry
         from souk.pipelines_cli import start_jobs
@@ -106,6 +117,10 @@ def down(
     for name in registry.names():
         if control.stop(settings, name):
             console.print(f"stopped pipeline {name}")
+    from souk import archiver
+
+    if archiver.stop(settings):
+        console.print("stopped the archiver")
     try:
         stopped = Stack(settings).down(purge=purge)
     except StackError as error:

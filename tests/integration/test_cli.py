@@ -54,6 +54,10 @@ def test_up_status_down_leaves_nothing_behind(home: Path) -> None:
     up = souk(home, "up")
     assert up.returncode == 0, up.stderr + up.stdout
     assert "SOUK_DATABASE_URL" in up.stdout
+    archiving = re.search(r"archiver: running \(pid (\d+)", up.stdout)
+    assert archiving, up.stdout
+    archiver = psutil.Process(int(archiving.group(1)))
+    assert "jobs.archive" in " ".join(archiver.cmdline())
 
     status = souk(home, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -75,7 +79,12 @@ def test_up_status_down_leaves_nothing_behind(home: Path) -> None:
 
     down = souk(home, "down")
     assert down.returncode == 0, down.stderr
-    for process in [psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)] + children:
+    assert "stopped the archiver" in down.stdout
+    for process in [
+        *(psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)),
+        *children,
+        archiver,
+    ]:
         with contextlib.suppress(psutil.NoSuchProcess):
             assert process.status() == psutil.STATUS_ZOMBIE, f"{process} still running"
     after = souk(home, "status", "--json")
