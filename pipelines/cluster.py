@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import yaml
 
 from pipelines.common.environment import python_path
 from pipelines.common.errors import PipelineError
+from souk.stack.procs import free_port
 
 #: How long a started cluster gets to answer with at least one TaskManager.
 START_TIMEOUT_S = 90.0
@@ -46,14 +46,6 @@ def wheel_home() -> Path:
     import pyflink
 
     return Path(pyflink.__file__).resolve().parent
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def install_home(home: Path) -> None:
@@ -155,8 +147,8 @@ def start_session_cluster(home: Path, *, rest_port: int | None = None, slots: in
     if _daemons(home):
         raise PipelineError(f"a Flink cluster already runs in {home} (stop it first)")
     install_home(home)
-    port = rest_port or _free_port()
-    write_config(home, rest_port=port, rpc_port=_free_port(), slots=slots)
+    port = rest_port or free_port()
+    write_config(home, rest_port=port, rpc_port=free_port(), slots=slots)
     url = f"http://127.0.0.1:{port}"
     env = cluster_env(home)
     done = subprocess.run(

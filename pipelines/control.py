@@ -127,7 +127,7 @@ def start(settings: Settings, job: str, *, timeout_s: float = START_TIMEOUT_S) -
     existing = local_run(settings, job)
     if existing is not None:
         return f"already running (pid {existing.pid})"
-    port = _free_port()
+    port = procs.free_port()
     log = runs_dir(settings) / f"{job}.log"
     env = {**os.environ, **settings_env(settings), "FLINK_LOG_DIR": str(runs_dir(settings))}
     argv = [sys.executable, "-m", registry.MODULES[job], "--rest-port", str(port)]
@@ -147,15 +147,6 @@ def start(settings: Settings, job: str, *, timeout_s: float = START_TIMEOUT_S) -
         time.sleep(0.5)
     stop(settings, job)
     raise PipelineError(f"{job}: not RUNNING after {timeout_s:.0f} s: {_last_error(log)}")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _last_error(log: Path) -> str:

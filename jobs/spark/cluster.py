@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from souk.stack.procs import free_port
 
 #: How long a started cluster gets until its Master lists an ALIVE Worker.
 START_TIMEOUT_S = 120.0
@@ -65,14 +66,6 @@ def wheel_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _folders(home: Path) -> dict[str, Path]:
@@ -155,8 +148,8 @@ def start_cluster(
         raise SparkClusterError(f"a Spark cluster already runs in {home} (stop it first)")
     for folder in _folders(home).values():
         folder.mkdir(parents=True, exist_ok=True)
-    port = port or _free_port()
-    webui_port = webui_port or _free_port()
+    port = port or free_port()
+    webui_port = webui_port or free_port()
     master_url = f"spark://127.0.0.1:{port}"
     web_url = f"http://127.0.0.1:{webui_port}"
     master = _launch(
@@ -173,7 +166,7 @@ def start_cluster(
             "--host",
             "127.0.0.1",
             "--webui-port",
-            str(_free_port()),
+            str(free_port()),
             "--cores",
             str(cores),
             "--memory",

@@ -38,6 +38,11 @@ def pick_port(preferred: int, host: str = LOCALHOST, avoid: Iterable[int] = ()) 
     for port in range(preferred, min(preferred + 50, 65536)):
         if port not in skip and not port_in_use(port, host):
             return port
+    return free_port(host)
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port on ``host`` that the kernel says is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
