@@ -35,6 +35,11 @@ DOMAIN_ROUTES: dict[str, str] = {
     "checkout": "transactional.checkout.api",
     "orders": "transactional.orders.api",
     "tracking": "transactional.tracking.api",
+    # serving/ (issue 10): each domain's block is edited only by its owner
+    # --- search ---
+    # --- suggest ---
+    # --- recommendations ---
+    # --- fraud ---
 }
 
 

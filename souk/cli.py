@@ -48,6 +48,11 @@ app.add_typer(
 )
 app.add_typer(models_app, name="models", help="Models: registry, promote, rollback, evaluation.")
 app.add_typer(lake_app, name="lake", help="Lake: archive topics to Delta, list tables, history.")
+# serving/ (issue 10) CLI groups, one line each:
+# --- search ---
+# --- suggest ---
+# --- recommendations ---
+# --- fraud ---
 app.command("simulate")(simulate)
 
 

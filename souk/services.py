@@ -204,4 +204,9 @@ def build_services(
         checkout=checkout,
         tracking=tracking,
     )
+    # serving/ (issue 10): each block wires one serving domain, edited only by its owner.
+    # --- search ---
+    # --- suggest ---
+    # --- recommendations ---
+    # --- fraud ---
     return services

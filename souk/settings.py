@@ -126,6 +126,18 @@ class Settings(BaseSettings):
     trending_weight_cart: int = Field(default=3, ge=0)
     trending_weight_purchase: int = Field(default=5, ge=0)
 
+    # --- serving: search (serving/search) ---
+    # --- end search ---
+
+    # --- serving: autosuggest, rate limits, API docs (serving/suggest, serving/ratelimit) ---
+    # --- end suggest ---
+
+    # --- serving: recommendations, personalization, trending (serving/recommendations) ---
+    # --- end recommendations ---
+
+    # --- serving: fraud scoring (serving/fraud) ---
+    # --- end fraud ---
+
     @field_validator("regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
