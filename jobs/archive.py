@@ -290,6 +290,32 @@ def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+#: Partition and offset of an imported event: it never went through a topic partition.
+IMPORTED = -1
+
+
+def import_envelopes(store: TableStore, envelopes: Iterable[Envelope]) -> int:
+    """Write events that never crossed the bus (an older platform's history) into bronze.
+
+    Same tables, same rows and the same insert-only MERGE as the archiver: exactly once per
+    event id, so an import can be re-run. The topic is the one the event would have had;
+    partition and offset are ``IMPORTED``. Returns the events newly written.
+    """
+    now = datetime.now(UTC)
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for envelope in envelopes:
+        domain = REGISTRY.spec(envelope.event_type, envelope.schema_version).domain
+        topic = topic_for(domain, envelope.region)
+        rows[bronze_table(domain)].append(bronze_row(envelope, topic, IMPORTED, IMPORTED, now))
+    written = 0
+    for table, table_rows in rows.items():
+        data = pa.Table.from_pylist(_dedupe(table_rows), schema=BRONZE_SCHEMA)
+        written += store.merge(
+            table, data, BRONZE_KEYS, update=False, partition_by=BRONZE_PARTITIONS
+        ).inserted
+    return written
+
+
 def build_archiver(settings: Settings, **kwargs: Any) -> Archiver:
     """An archiver on the settings' broker (or the running local stack's) and lake."""
     from souk.stack.endpoints import resolve_url

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ from schemas.registry import REGISTRY, topic_for
 from souk.demo_batch import (
     ArchiverThread,
     BatchReport,
+    import_history,
     print_batch,
     run_jobs,
     wait_archived,
@@ -38,6 +40,7 @@ from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.settings import Settings
 from souk.simulate_cli import admin_token
 from souk.simulation import (
+    ShopperModel,
     SimulationConfig,
     SimulationReport,
     StockAudit,
@@ -240,6 +243,7 @@ def _run(
             catalog = _seed(settings, base_url, products, config.seed, console)
             report.catalog = catalog
             shop_started = time.perf_counter()
+            shopping_began = datetime.now(UTC)
             report.seed_s = shop_started - seed_started
             report.simulation = run_simulation(base_url, catalog, config, console=console)
             report.shop_s = time.perf_counter() - shop_started
@@ -286,6 +290,16 @@ def _run(
         engine.dispose()
     report.dead_lettered = consumer.processor.stats.dead_lettered
     report.duplicates = consumer.processor.stats.duplicates
+    # A one-minute run gives each shopper a handful of events: like a shop moving to Souk,
+    # the lake also gets their earlier visits (same shoppers, same tastes) before training.
+    import_history(
+        settings,
+        report.simulation,
+        ShopperModel(catalog, config),
+        report.batch,
+        console,
+        before=shopping_began,
+    )
     run_jobs(settings, report.simulation, report.batch, console)
     report.failures = _failures(report)
     return report

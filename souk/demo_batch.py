@@ -25,11 +25,17 @@ from jobs.lake.store import lake_root, table_store
 from souk.settings import Settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from jobs.schedule import JobRun
+    from souk.simulation.model import ShopperModel
     from souk.simulation.report import SimulationReport
 
 #: How long the archiver gets to hold every event once the shoppers left.
 ARCHIVE_TIMEOUT_S = 120.0
+#: The shoppers' earlier visits imported before the jobs run: sessions, over this many days.
+HISTORY_SESSIONS = 4000
+HISTORY_DAYS = 28
 
 
 @dataclass
@@ -45,6 +51,9 @@ class BatchReport:
     faiss: dict[str, Any] = field(default_factory=dict)
     fraud: dict[str, Any] = field(default_factory=dict)
     report_path: str | None = None
+    history_events: int = 0
+    history_customers: int = 0
+    history_days: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -106,6 +115,36 @@ def wait_archived(
             f"bronze holds {report.archived} of {len(wanted)} events "
             f"after {ARCHIVE_TIMEOUT_S:.0f} s"
         )
+
+
+def import_history(
+    settings: Settings,
+    simulation: SimulationReport | None,
+    model: ShopperModel,
+    report: BatchReport,
+    console: Console,
+    *,
+    before: datetime,
+) -> None:
+    """Import the registered shoppers' earlier visits into bronze (see souk.simulation.history)."""
+    from datetime import timedelta
+
+    from jobs.archive import import_envelopes
+    from souk.simulation.history import history_events
+
+    if simulation is None or not simulation.customer_ids:
+        return
+    with console.status("[bold]importing the shoppers' earlier visits into the lake…"):
+        events = history_events(
+            model,
+            simulation.customer_ids,
+            sessions=HISTORY_SESSIONS,
+            end=before,
+            span=timedelta(days=HISTORY_DAYS),
+        )
+        report.history_events = import_envelopes(table_store(settings), events)
+    report.history_customers = len(simulation.customer_ids)
+    report.history_days = HISTORY_DAYS
 
 
 def run_jobs(
@@ -184,6 +223,12 @@ def print_batch(console: Console, report: BatchReport) -> None:
         "[bold]archived events",
         f"[bold]{report.archived:,} of {report.expected:,} ({report.archive_s:.1f} s to catch up)",
     )
+    if report.history_events:
+        lake.add_row(
+            "[bold]imported history",
+            f"[bold]{report.history_events:,} events: {HISTORY_SESSIONS:,} earlier sessions "
+            f"of {report.history_customers:,} shoppers over {report.history_days} days",
+        )
     console.print(lake)
     runs = Table(title="Batch jobs (run once, upstream first)")
     for column in ("job", "status", "seconds", "rows in", "rows out"):

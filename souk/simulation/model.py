@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
-from souk.seed import SeededCatalog, SeededProduct
+from souk.seed import SeededCatalog, SeededProduct, zipf_weights
 from souk.synthetic import SEARCH_TERMS
 from transactional.shared.regions import REGION_CURRENCY, region_distance
 
@@ -45,6 +45,12 @@ SHOPPER_COUNTRIES: dict[str, tuple[str, ...]] = {
 }
 #: How many favourite categories a shopper has.
 FAVOURITE_CATEGORIES = 2
+#: Within its favourite categories a shopper looks past the bestsellers: product weights are
+#: flattened to popularity**TASTE_FLATTENING (1 = as popular as anywhere, 0 = uniform).
+TASTE_FLATTENING = 0.5
+#: How unevenly shoppers come back: session owners are drawn with Zipf weights of this
+#: exponent (0 = every account equally often), so a few regulars build long histories.
+RETURNING_EXPONENT = 0.5
 FIRST_NAMES = ("Ada", "Ravi", "Mia", "Jon", "Lea", "Sam", "Ana", "Kai", "Noor", "Tom", "Ivy")
 LAST_NAMES = ("Lovelace", "Iyer", "Rossi", "Smith", "Weber", "Garcia", "Chen", "Khan", "Dubois")
 
@@ -72,7 +78,7 @@ class SimulationConfig:
     recommendation_share: float = 0.3
     # Of a shopper's browsing views, the share within its favourite categories (each shopper
     # has FAVOURITE_CATEGORIES of them): tastes that recommenders can learn.
-    taste_share: float = 0.7
+    taste_share: float = 0.85
     click_share: float = 0.4  # of served recommendations
     cart_share: float = 0.6  # sessions that put something in the cart
     checkout_share: float = 0.65  # of sessions with a cart; the rest abandon
@@ -251,9 +257,16 @@ class ShopperModel:
         for product in catalog.products:
             grouped.setdefault(product.category_id, []).append(product)
         self._by_category = {
-            category: (members, list(itertools.accumulate(p.weight for p in members)))
+            category: (
+                members,
+                list(itertools.accumulate(p.weight**TASTE_FLATTENING for p in members)),
+            )
             for category, members in grouped.items()
         }
+        # Which honest accounts come back most: a seeded order of Zipf weights.
+        activity = zipf_weights(len(self._honest), RETURNING_EXPONENT)
+        self._rng("activity").shuffle(activity)
+        self._honest_activity = list(itertools.accumulate(activity))
         self._fraudsters = [p.index for p in self.profiles if p.fraudster]
         self._high_value = {
             currency: catalog.high_value(currency) for currency in REGION_CURRENCY.values()
@@ -352,7 +365,10 @@ class ShopperModel:
         fraud = bool(self._fraudsters) and rng.random() < self.config.fraud_share
         if fraud:
             return self._fraud_session(index, rng, rng.choice(self._fraudsters))
-        shopper = rng.choice(self._honest or self._fraudsters)
+        if self._honest:
+            shopper = rng.choices(self._honest, cum_weights=self._honest_activity)[0]
+        else:
+            shopper = rng.choice(self._fraudsters)
         return self._honest_session(index, rng, shopper)
 
     def _honest_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:

@@ -48,6 +48,8 @@ class SimulationReport:
     """What a simulation run did and saw."""
 
     seed: int = 0
+    # Shopper index → the customer id its account got (registered accounts only).
+    customer_ids: dict[int, str] = field(default_factory=dict)
     sessions_planned: int = 0
     sessions: int = 0  # played to their end
     sessions_aborted: int = 0  # stopped by an unexpected answer or a transport error

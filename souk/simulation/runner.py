@@ -240,6 +240,11 @@ class Simulation:
                     thread.join(0.5)
                     progress.update(task, description=self._status_line())
         self.report.elapsed_s = time.monotonic() - started
+        self.report.customer_ids = {
+            account.profile.index: account.customer_id
+            for account in self.accounts
+            if account.customer_id
+        }
         return self.report
 
     def _status_line(self) -> str:

@@ -389,3 +389,13 @@ def test_shoppers_browse_mostly_within_their_favourite_categories() -> None:
     with_taste, without = favourite_share(0.7), favourite_share(0.0)
     # 70 % of browsing goes to the favourites, the rest lands there by popularity (~half)
     assert with_taste > 0.8 and without < 0.65
+
+
+def test_a_few_regular_shoppers_come_back_far_more_often_than_the_rest() -> None:
+    model = ShopperModel(catalog(60), SimulationConfig(users=100, seed=5, fraud_share=0.0))
+    visits = Counter(plan.shopper for plan in model.sessions(3000))
+    busiest = sum(count for _, count in visits.most_common(10))
+    # Zipf(0.5) activity: the top 10 % of accounts hold about a quarter of the sessions
+    # (uniform draws would give them ~11 %), and most accounts still come back.
+    assert busiest > 0.2 * 3000, visits.most_common(10)
+    assert len(visits) > 90

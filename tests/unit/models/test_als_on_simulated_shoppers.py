@@ -59,7 +59,7 @@ def test_als_beats_popularity_clearly_on_the_simulators_shoppers() -> None:
     summary = train_and_evaluate(default_trainers(), split, k=10)
     precision = {name: m["precision@10"] for name, m in summary["models"].items()}
     ndcg = {name: m["ndcg@10"] for name, m in summary["models"].items()}
-    # Measured: P@10 0.329 vs 0.261, nDCG@10 0.603 vs 0.501; without tastes (taste_share 0)
-    # ALS and popularity tie (0.365 vs 0.369): the margin is the tastes ALS learned.
-    assert precision["als"] > 1.2 * precision["popularity"], precision
-    assert ndcg["als"] > 1.15 * ndcg["popularity"], ndcg
+    # Measured: P@10 0.324 vs 0.188 (x1.72), nDCG@10 0.489 vs 0.300 (x1.63); without tastes
+    # (taste_share 0) ALS and popularity tie: the margin is the tastes ALS learned.
+    assert precision["als"] > 1.5 * precision["popularity"], (precision, ndcg)
+    assert ndcg["als"] > 1.4 * ndcg["popularity"], (precision, ndcg)
