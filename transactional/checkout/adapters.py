@@ -113,7 +113,11 @@ class OrdersAdapter:
             order = self._orders.get(order_id)
         except NotFound:
             return False
-        return order.status == "placed" and order.pending is None
+        return order.status in ("placed", "on_hold") and order.pending is None
+
+    def hold(self, order_id: str, cause: str) -> None:
+        """Put the order on hold for a fraud review (idempotent)."""
+        self._orders.hold(order_id, CHECKOUT_ACTOR, cause)
 
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         """Record the captured payment (idempotent per payment)."""

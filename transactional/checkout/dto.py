@@ -20,6 +20,7 @@ from transactional.checkout.model import (
     ClientContext,
     PaymentMethod,
     ShippingAddress,
+    Stage,
     StoredResponse,
     Totals,
     check_device_id,
@@ -247,7 +248,9 @@ class PaymentOut(msgspec.Struct, kw_only=True):
 
 
 class CheckoutResult(msgspec.Struct, kw_only=True):
-    """201 of POST /v1/checkout: the paid order."""
+    """201 of POST /v1/checkout: the paid order (``status: completed``), or the order on hold
+    for a fraud review (``status: on_hold``: the payment authorized, not yet taken; a
+    reviewer captures it or voids it and cancels the order)."""
 
     checkout_id: str
     order_id: str
@@ -262,7 +265,7 @@ class CheckoutResult(msgspec.Struct, kw_only=True):
         return cls(
             checkout_id=checkout.checkout_id,
             order_id=checkout.order_id,
-            status=checkout.status,
+            status="on_hold" if checkout.stage is Stage.HELD else checkout.status,
             totals=TotalsOut.of(checkout.totals),
             payment=_payment(checkout),
         )

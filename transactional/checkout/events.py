@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from schemas.checkout import CheckoutCompleted, CheckoutFailed, CheckoutStarted
 from schemas.common import Address, LineItem, Money
 from schemas.envelope import Envelope
+from schemas.fraud import FraudAlertRaised
+from schemas.ids import new_id
 from schemas.registry import REGISTRY
-from transactional.checkout.model import Checkout, ShippingAddress, Step
+from transactional.checkout.model import Checkout, FraudVerdict, ShippingAddress, Step
 
 
 def coarse_address(address: ShippingAddress) -> Address:
@@ -92,6 +94,30 @@ def failed_event(checkout: Checkout, compensated: Sequence[Step]) -> Envelope:
             order_id=checkout.order_id,
             payment_id=checkout.payment_id,
             compensated=list(compensated),
+        ),
+        region=checkout.region,
+    )
+
+
+def fraud_alert_event(checkout: Checkout, verdict: FraudVerdict) -> Envelope:
+    """fraud.alert_raised for a checkout the screen declined (action ``block``) or sent to
+    review (``hold``: the order waits on hold); subject the checkout, with its order and
+    payment once they exist."""
+    block = verdict.decision == "decline"
+    return REGISTRY.new_event(
+        "fraud.alert_raised",
+        FraudAlertRaised(
+            alert_id=new_id("frd"),
+            subject_type="order",
+            subject_id=checkout.checkout_id,
+            order_id=checkout.order_id,
+            payment_id=checkout.payment_id,
+            customer_id=checkout.customer_id,
+            score=min(max(verdict.score, 0.0), 1.0),
+            severity="critical" if block else "high",
+            rules=list(verdict.rules),
+            model_version=verdict.model_version,
+            action="block" if block else "hold",
         ),
         region=checkout.region,
     )

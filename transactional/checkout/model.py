@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from transactional.shared.errors import Conflict, DomainError, InvalidRequest
+from transactional.shared.errors import Conflict, DomainError, InvalidRequest, PaymentDeclined
 
 if TYPE_CHECKING:  # a type only: the domain imports no token library
     pass
@@ -98,6 +98,25 @@ class DeviceIdInvalid(DomainError):
     """The ``X-Device-Id`` header is not 1-128 characters of ``[A-Za-z0-9._:-]`` (400)."""
 
     code = "device_id_invalid"
+
+
+class FraudSuspected(PaymentDeclined):
+    """The fraud screen declined the checkout (402, ``decline_code: fraud_suspected``), or a
+    reviewer rejected the held order; nothing was charged."""
+
+    code = "fraud_suspected"
+
+
+class NotOnHold(Conflict):
+    """Only an order held for fraud review can be approved or rejected."""
+
+    code = "order_not_on_hold"
+
+
+class ReviewExpired(Conflict):
+    """Nobody reviewed the held order in time: its hold was voided and the order cancelled."""
+
+    code = "fraud_review_expired"
 
 
 class PaymentOutcomeUnknown(Exception):
@@ -379,6 +398,7 @@ class Stage(StrEnum):
     RESERVED = "reserved"
     ORDERED = "ordered"
     AUTHORIZED = "authorized"
+    HELD = "held"  # authorized, the order on hold for a fraud review (not captured)
     CAPTURED = "captured"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -393,8 +413,29 @@ _NEXT_STEP: dict[Stage, Step] = {
     Stage.RESERVED: "order",
     Stage.ORDERED: "payment",
     Stage.AUTHORIZED: "payment",
+    Stage.HELD: "payment",
     Stage.CAPTURED: "finish",
 }
+
+
+FraudDecision = Literal["approve", "review", "decline"]
+
+
+@dataclass(frozen=True)
+class FraudVerdict:
+    """What the fraud screen said of a checkout, kept with its saga (recovery needs it: a
+    checkout under review is held after authorization, never captured)."""
+
+    decision: FraudDecision
+    score: float
+    rules: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    model_version: str | None = None
+
+    @property
+    def review(self) -> bool:
+        """Whether the order waits for a person before its money is taken."""
+        return self.decision == "review"
 
 
 def authorize_key(checkout_id: str) -> str:
@@ -455,6 +496,7 @@ class Checkout:
     # has neither).
     context: ClientContext = NO_CONTEXT
     instrument_id: str | None = None  # the card's stable id (see instrument_id_of)
+    fraud: FraudVerdict | None = None  # the fraud screen's verdict (None: not screened)
 
     @property
     def status(self) -> Status:
@@ -512,6 +554,14 @@ class Checkout:
         self.payment_status = "authorized"
         self._advance(Stage.ORDERED, Stage.AUTHORIZED, "authorize", at)
 
+    def held(self, at: datetime) -> None:
+        """Authorized, the order on hold for a fraud review; nothing captured."""
+        self._advance(Stage.AUTHORIZED, Stage.HELD, "hold", at)
+
+    def released(self, at: datetime) -> None:
+        """A reviewer approved the held order: back to authorized, to be captured."""
+        self._advance(Stage.HELD, Stage.AUTHORIZED, "review", at)
+
     def captured(self, at: datetime) -> None:
         """The money is collected."""
         self.payment_status = "captured"
@@ -550,6 +600,7 @@ class Recovery(StrEnum):
     LOOKUP_PAYMENT = "lookup_payment"  # an authorization may have happened: ask the processor
     CAPTURE = "capture"  # authorized: collect, then finish
     FINISH = "finish"  # captured: mark paid, commit stock, empty the cart
+    EXPIRE_REVIEW = "expire_review"  # held for review past its deadline: void and cancel
 
 
 def recovery_for(stage: Stage) -> Recovery:
@@ -562,6 +613,8 @@ def recovery_for(stage: Stage) -> Recovery:
         return Recovery.CAPTURE
     if stage is Stage.CAPTURED:
         return Recovery.FINISH
+    if stage is Stage.HELD:
+        return Recovery.EXPIRE_REVIEW
     raise ValueError(f"a {stage} checkout needs no recovery")
 
 
@@ -633,6 +686,9 @@ class CheckoutRepository(Protocol):
     ) -> list[str]:
         """Take the lease of pending sagas whose lease ran out (skipping locked ones); each
         claim counts one more recovery attempt."""
+
+    def claim_held(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Take the lease of a saga held for fraud review; False if it is not held."""
 
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""

@@ -23,6 +23,7 @@ from transactional.checkout.model import (
     CartClaim,
     Checkout,
     CheckoutRepository,
+    FraudVerdict,
     IdempotencyKeys,
     IdempotencyRecord,
     PaymentLookup,
@@ -95,7 +96,10 @@ class Orders(Protocol):
         """The id of the checkout's order, if one was placed."""
 
     def is_payable(self, order_id: str) -> bool:
-        """Whether the order still awaits its payment (placed, no cancel begun)."""
+        """Whether the order still awaits its payment (placed or on hold, no cancel begun)."""
+
+    def hold(self, order_id: str, cause: str) -> None:
+        """Put the order on hold for a fraud review (idempotent)."""
 
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         """Record the captured payment on the order (idempotent)."""
@@ -137,6 +141,14 @@ class Payments(Protocol):
 
     def lookup(self, payment_id: str, idempotency_key: str) -> PaymentLookup:
         """The processor's view of a payment (by our id, else by the call's idempotency key)."""
+
+
+class FraudScreen(Protocol):
+    """The fraud scorer, asked once per checkout after validation, before anything is held."""
+
+    def screen(self, checkout: Checkout, account_region: str) -> FraudVerdict:
+        """The verdict on the validated ``checkout`` of an account homed in
+        ``account_region`` (its plan, card id and client context are set)."""
 
 
 class CartClaims(Protocol):

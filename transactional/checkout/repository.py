@@ -13,6 +13,7 @@ from transactional.checkout.model import (
     Allocation,
     Checkout,
     Failure,
+    FraudVerdict,
     IdempotencyRecord,
     Plan,
     PlanLine,
@@ -28,14 +29,14 @@ from transactional.shared.unit_of_work import SqlUnitOfWork
 _COLUMNS = (
     "checkout_id, customer_id, cart_id, idempotency_key, region, status, stage, plan, "
     "instrument_token, card_last4, allocations, order_id, totals, payment_id, payment_status, "
-    "failure, history, lease_owner, lease_until, created_at, updated_at"
+    "failure, history, lease_owner, lease_until, created_at, updated_at, fraud"
 )
 _READ = _COLUMNS + ", recovery_attempts"
 _MUTABLE = (
     "status, stage, plan, instrument_token, card_last4, allocations, order_id, totals, "
     "payment_id, payment_status, failure, history, lease_until, updated_at"
 )
-_JSON = ("plan", "allocations", "totals", "failure", "history")
+_JSON = ("plan", "allocations", "totals", "failure", "history", "fraud")
 
 
 def _placeholders(columns: str) -> str:
@@ -200,6 +201,18 @@ class SqlCheckoutRepository:
         )
         return [str(checkout_id) for (checkout_id,) in rows]
 
+    def claim_held(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Take the lease of a saga held for fraud review (a reviewer's decision drives it);
+        False if it is not held (any more)."""
+        result = self._connection.execute(
+            sql(
+                "UPDATE checkouts SET lease_owner = :owner, lease_until = :until "
+                "WHERE checkout_id = :id AND status = 'pending' AND stage = 'held'"
+            ),
+            {"id": checkout_id, "owner": owner, "until": lease_until},
+        )
+        return bool(result.rowcount)
+
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
         self._connection.execute(
@@ -332,7 +345,30 @@ def checkout_row(checkout: Checkout) -> dict[str, Any]:
         "lease_until": checkout.lease_until,
         "created_at": checkout.created_at,
         "updated_at": checkout.updated_at,
+        "fraud": None if checkout.fraud is None else json.dumps(_fraud_json(checkout.fraud)),
     }
+
+
+def _fraud_json(verdict: FraudVerdict) -> dict[str, Any]:
+    return {
+        "decision": verdict.decision,
+        "score": verdict.score,
+        "rules": list(verdict.rules),
+        "reasons": list(verdict.reasons),
+        "model_version": verdict.model_version,
+    }
+
+
+def _fraud(value: Mapping[str, Any] | None) -> FraudVerdict | None:
+    if value is None:
+        return None
+    return FraudVerdict(
+        decision=value["decision"],
+        score=float(value["score"]),
+        rules=tuple(value.get("rules") or ()),
+        reasons=tuple(value.get("reasons") or ()),
+        model_version=value.get("model_version"),
+    )
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -384,4 +420,5 @@ def _checkout(row: dict[str, Any]) -> Checkout:
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
         attempts=row.get("recovery_attempts", 0),
+        fraud=_fraud(row.get("fraud")),
     )

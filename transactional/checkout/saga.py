@@ -28,12 +28,15 @@ from transactional.checkout.model import (
     CheckoutInterrupted,
     CheckoutNotCompleted,
     Failure,
+    FraudSuspected,
+    NotOnHold,
     OrderCancelled,
     PaymentLookup,
     PaymentOutcomeUnknown,
     PaymentState,
     Plan,
     Recovery,
+    ReviewExpired,
     Stage,
     Step,
     StoredResponse,
@@ -55,6 +58,11 @@ log = logging.getLogger(__name__)
 
 # Recovery takes a saga over at most this often (one lease apart) before giving it up.
 MAX_RECOVERY_ATTEMPTS = 5
+# How long an order held for fraud review waits for a person before recovery voids its
+# authorization and cancels it (card authorizations lapse after about a week).
+REVIEW_TTL_S = 3 * 24 * 3600.0
+# Why a held order was put on hold (its transition's cause).
+REVIEW_CAUSE = "fraud_review"
 
 # Turns a finished saga (and the error that ended it, if any) into the HTTP response that
 # is stored for its idempotency key; the HTTP edge provides it (dto.render).
@@ -82,7 +90,9 @@ class SagaDriver:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         recovery_batch: int = 100,
         max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
+        review_ttl_s: float = REVIEW_TTL_S,
     ) -> None:
+        self._review_ttl = timedelta(seconds=review_ttl_s)
         self._uow = uow
         self._hot = hot
         self._carts = carts
@@ -249,6 +259,75 @@ class SagaDriver:
         self.clear_cart(checkout.cart_id, checkout.checkout_id, order_id, plan)
         return response
 
+    # -- fraud review ------------------------------------------------------------------------
+
+    def hold_for_review(self, checkout: Checkout, owner: str) -> StoredResponse:
+        """The processor authorized a checkout the fraud screen sent to review: record the
+        authorization (the same call again, same key), then hold the order (see _hold)."""
+        self.record_authorization(checkout)
+        checkout.authorized(self._clock())
+        self._save(checkout, owner)  # durable: recovery holds it again, never captures it
+        return self._hold(checkout, owner)
+
+    def _hold(self, checkout: Checkout, owner: str) -> StoredResponse:
+        """AUTHORIZED → the stock sold to the order (a hold must outlive the reservations'
+        expiry), the order on hold, the saga HELD until its review deadline with the 201
+        (status ``on_hold``) stored, the cart's bought lines removed. Nothing captured."""
+        order_id = _order_id(checkout)
+        if not self._orders.is_payable(order_id):
+            undone = self.undo(checkout, owner)
+            return self.fail(
+                checkout, owner, self._cancelled_meanwhile(order_id), "payment", undone
+            )
+        try:
+            self._stock.commit(checkout.checkout_id, order_id)
+        except DomainError as error:
+            undone = self.undo(checkout, owner)
+            return self.fail(checkout, owner, error, "reserve", undone)
+        self._fence(checkout, owner)
+        self._orders.hold(order_id, REVIEW_CAUSE)
+        now = self._clock()
+        checkout.held(now)
+        # Nobody drives it until a reviewer claims it, or recovery once the deadline passed.
+        checkout.lease_until = now + self._review_ttl
+        response = self._render(checkout, None)
+        with self._uow() as uow:
+            if not uow.checkouts.save(checkout, owner):
+                raise Abandon(checkout.checkout_id)
+            uow.idempotency.finish(
+                checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response
+            )
+            uow.commit()
+        plan = checkout.plan
+        assert plan is not None
+        self.clear_cart(checkout.cart_id, checkout.checkout_id, order_id, plan)
+        return response
+
+    def review(self, checkout_id: str, approve: bool, actor: str) -> StoredResponse:
+        """A reviewer's decision on a HELD saga: approve → capture and complete; reject →
+        void, cancel the order (``fraud_suspected``), stock back. NotOnHold (409) else."""
+        owner = lease_owner()
+        now = self._clock()
+        with self._uow() as uow:
+            claimed = uow.checkouts.claim_held(checkout_id, owner, now + self._lease)
+            uow.commit()
+        checkout = self.saga(checkout_id) if claimed else None
+        if checkout is None:
+            raise NotOnHold(
+                f"checkout {checkout_id} is not on hold for a fraud review", checkout_id=checkout_id
+            )
+        log.info("checkout %s: review by %s: %s", checkout_id, actor, approve)
+        if approve:
+            checkout.released(self._clock())
+            self._save(checkout, owner)
+            return self.capture_and_finish(checkout, owner)
+        rejected = FraudSuspected(
+            "the payment was declined (fraud_suspected) after a review; nothing was charged",
+            decline_code="fraud_suspected",
+        )
+        undone = self.undo(checkout, owner, cancel_reason="fraud_suspected")
+        return self.fail(checkout, owner, rejected, "payment", undone, payment_status="voided")
+
     # -- compensation and recovery -----------------------------------------------------------
 
     def undo(
@@ -259,6 +338,7 @@ class SagaDriver:
         uncertain: bool = False,
         known: PaymentState | None = None,
         left: list[Step] | None = None,
+        cancel_reason: str = "payment_failed",
     ) -> list[Step]:
         """Compensate the steps done so far, newest first; returns the steps compensated.
 
@@ -298,7 +378,7 @@ class SagaDriver:
         reserved = stage not in (Stage.STARTED, Stage.VALIDATED)
         if order_id is not None:
             cancel_id = order_id
-            cancelled = attempt("order", lambda: self._orders.cancel(cancel_id, "payment_failed"))
+            cancelled = attempt("order", lambda: self._orders.cancel(cancel_id, cancel_reason))
             if not cancelled and left is not None and "payment" in left:
                 # The money may still be out: no unit goes back on sale before it comes back
                 # (the order's pending cancel returns both, in that order).
@@ -307,7 +387,8 @@ class SagaDriver:
                 return undone
         if reserved or (uncertain and stage is Stage.VALIDATED):
             reason = "payment_failed" if payment_failed else "checkout_abandoned"
-            sold = order_id if stage in (Stage.AUTHORIZED, Stage.CAPTURED) else None
+            # Sold before the capture, or when the order went on hold for review.
+            sold = order_id if stage in (Stage.AUTHORIZED, Stage.HELD, Stage.CAPTURED) else None
 
             def give_back() -> None:
                 self._stock.release(checkout.checkout_id, reason)
@@ -327,7 +408,7 @@ class SagaDriver:
             ).state
         if checkout.stage is Stage.CAPTURED:
             return PaymentState.CAPTURED
-        if checkout.stage is Stage.AUTHORIZED:
+        if checkout.stage in (Stage.AUTHORIZED, Stage.HELD):
             return PaymentState.AUTHORIZED
         return PaymentState.NONE  # declined, or settled by the caller's lookup
 
@@ -376,8 +457,18 @@ class SagaDriver:
                 "was charged; start again with a new Idempotency-Key"
             )
             self.fail(checkout, owner, error, step, self.undo(checkout, owner, uncertain=True))
+        elif action is Recovery.CAPTURE and checkout.fraud is not None and checkout.fraud.review:
+            self._hold(checkout, owner)  # authorized, but a person decides: never captured
         elif action is Recovery.CAPTURE:
             self.capture_and_finish(checkout, owner, uncertain=True)
+        elif action is Recovery.EXPIRE_REVIEW:
+            expired = ReviewExpired(
+                "nobody reviewed the order in time; its payment hold was released and the "
+                "order cancelled; nothing was charged",
+                order_id=checkout.order_id,
+            )
+            undone = self.undo(checkout, owner, cancel_reason="fraud_suspected")
+            self.fail(checkout, owner, expired, "payment", undone, payment_status="voided")
         else:
             self.finish(checkout, owner)
 

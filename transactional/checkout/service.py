@@ -38,13 +38,15 @@ from datetime import UTC, datetime, timedelta
 from schemas.envelope import Envelope
 from schemas.ids import new_id
 from transactional.carts.model import Cart
-from transactional.checkout.events import failed_event, started_event
+from transactional.checkout.events import failed_event, fraud_alert_event, started_event
 from transactional.checkout.model import (
     Allocation,
     CartInCheckout,
     Checkout,
     CheckoutRequest,
     Failure,
+    FraudSuspected,
+    FraudVerdict,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     IdempotencyRecord,
@@ -73,6 +75,7 @@ from transactional.checkout.plan import (
 from transactional.checkout.ports import (
     Carts,
     CheckoutUnitOfWork,
+    FraudScreen,
     HotUnitOfWork,
     Orders,
     Payments,
@@ -80,6 +83,7 @@ from transactional.checkout.ports import (
 )
 from transactional.checkout.saga import (
     MAX_RECOVERY_ATTEMPTS,
+    REVIEW_TTL_S,
     Abandon,
     Render,
     SagaDriver,
@@ -168,9 +172,12 @@ class CheckoutService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         recovery_batch: int = 100,
         max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
+        fraud: FraudScreen | None = None,
+        review_ttl_s: float = REVIEW_TTL_S,
     ) -> None:
         self._uow = uow
         self._hot = hot
+        self._fraud = fraud
         self._carts = carts
         self._stock = stock
         self._payments = payments
@@ -192,6 +199,7 @@ class CheckoutService:
             clock=clock,
             recovery_batch=recovery_batch,
             max_recovery_attempts=max_recovery_attempts,
+            review_ttl_s=review_ttl_s,
         )
 
     # -- use cases -------------------------------------------------------------------------
@@ -267,6 +275,24 @@ class CheckoutService:
         # A saved card's token is its own customer's: no id shared with other customers.
         instrument_id = None if card is None else instrument_id_of(card, self._card_key)
         checkout.validated(plan, token, last4, self._clock(), instrument_id)
+        # The fraud screen, before anything is held: a decline holds no stock and calls no
+        # processor (one commit of the refusal and its alert); a review is held after the
+        # authorization instead of captured (see SagaDriver.hold_for_review).
+        checkout.fraud = self._screen(checkout, principal)
+        if checkout.fraud is not None and checkout.fraud.decision == "decline":
+            suspected = FraudSuspected(
+                "the payment was declined (fraud_suspected); nothing was charged",
+                decline_code="fraud_suspected",
+            )
+            return self._refused(
+                checkout,
+                record,
+                fingerprint,
+                suspected,
+                "payment",
+                started=True,
+                events=[fraud_alert_event(checkout, checkout.fraud)],
+            )
         # The last order the cart's own marker named when it was read: T1 claims the cart only
         # if no checkout bought it since (a stale read of its lines must not buy them again).
         seen = cart.last_order_id
@@ -305,6 +331,15 @@ class CheckoutService:
             raise
         return CheckoutReply(checkout.checkout_id, response)
 
+    def review_held(self, checkout_id: str, approve: bool, actor: str) -> Checkout:
+        """A reviewer's decision on a checkout held for fraud review: approve captures the
+        held payment and completes the order, reject voids it and cancels the order.
+        NotOnHold (409) unless it is held."""
+        self._saga.review(checkout_id, approve, actor)
+        checkout = self._saga.saga(checkout_id)
+        assert checkout is not None
+        return checkout
+
     def get(self, checkout_id: str, customer_id: str) -> Checkout:
         """The caller's checkout; NotFound if unknown or someone else's."""
         checkout = self._saga.saga(checkout_id)
@@ -318,6 +353,17 @@ class CheckoutService:
         return self._saga.recover()
 
     # -- validation ------------------------------------------------------------------------
+
+    def _screen(self, checkout: Checkout, principal: Principal) -> FraudVerdict | None:
+        """The fraud screen's verdict; None without a screen. Fails open: a scorer that
+        breaks must not stop every sale (logged; the verdict says so)."""
+        if self._fraud is None:
+            return None
+        try:
+            return self._fraud.screen(checkout, principal.region)
+        except Exception:
+            log.exception("checkout %s: fraud screen failed; approved", checkout.checkout_id)
+            return FraudVerdict("approve", 0.0, reasons=("screen_error",))
 
     def _instrument(
         self, principal: Principal, request: CheckoutRequest, holder: str
@@ -380,6 +426,8 @@ class CheckoutService:
             if refused:
                 raise StockRefused(refused)
             uow.emit(*place_events(checkout, reservations, placing.after(), order))
+            if checkout.fraud is not None and checkout.fraud.review:
+                uow.emit(fraud_alert_event(checkout, checkout.fraud))
             uow.commit()
         order.history.clear()
         return _Placed(checkout, order, payment)
@@ -403,6 +451,9 @@ class CheckoutService:
             failpoint("checkout.after_decline")
             return self._declined(checkout, owner, order, payment, authorized)
         failpoint("checkout.after_authorize")
+        if checkout.fraud is not None and checkout.fraud.review:
+            # Held, not captured: a person decides (the slow path records the hold).
+            return self._saga.hold_for_review(checkout, owner)
         checkout.authorized(self._clock())
         if not self._still_payable(checkout, owner, order, payment):
             # Cancelled, or its stock swept, while authorizing: the slow path voids the hold
@@ -558,6 +609,7 @@ class CheckoutService:
         step: Step,
         *,
         started: bool = False,
+        events: Sequence[Envelope] = (),
     ) -> CheckoutReply:
         """Refused before anything was held: the key, the failed saga and the stored answer
         in one commit (a concurrent request with the key may have answered first)."""
@@ -576,8 +628,8 @@ class CheckoutService:
             uow.sync()
             claimed = key.get() is not None
             if claimed:
-                events = [started_event(checkout)] if started else []
-                uow.emit(*events, failed_event(checkout, ()))
+                first = [started_event(checkout)] if started else []
+                uow.emit(*first, failed_event(checkout, ()), *events)
                 uow.commit()
             else:
                 uow.rollback()

@@ -25,7 +25,8 @@ class CustomerController(Controller):
     path = "/v1/customers"
     tags = ("customers",)
 
-    @post("/", status_code=HTTP_201_CREATED, sync_to_thread=True)
+    # Rate-limited per client IP (serving/ratelimit.py: SOUK_RATELIMIT_AUTH_PER_MIN).
+    @post("/", status_code=HTTP_201_CREATED, sync_to_thread=True, opt={"rate_limit": "auth"})
     def register(
         self, data: JSONBody[RegisterCustomer], customers: Inject[CustomerService]
     ) -> CustomerOut:
@@ -87,7 +88,8 @@ class AuthController(Controller):
     path = "/v1/auth"
     tags = ("auth",)
 
-    @post("/token", status_code=HTTP_200_OK, sync_to_thread=True)
+    # Rate-limited per client IP (serving/ratelimit.py: SOUK_RATELIMIT_AUTH_PER_MIN).
+    @post("/token", status_code=HTTP_200_OK, sync_to_thread=True, opt={"rate_limit": "auth"})
     def token(
         self, data: JSONBody[TokenRequest], customers: Inject[CustomerService]
     ) -> TokenResponse:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
-from transactional.orders.dto import CancelOrder, MoveOrder, OrderOut, OrderPageOut, TransitionOut
+from transactional.orders.dto import (
+    CancelOrder,
+    MoveOrder,
+    OrderOut,
+    OrderPageOut,
+    ReviewOrder,
+    TransitionOut,
+)
+from transactional.orders.model import HeldOrderReviews
 from transactional.orders.service import MAX_PAGE_SIZE, OrderService
 from transactional.shared.auth import Principal
 from transactional.shared.http import Inject
@@ -89,6 +98,35 @@ class AdminOrderController(Controller):
             order_id, data.to, data.cause, f"admin:{principal.customer_id}", note=data.note
         )
         return OrderOut.of(order)
+
+    @post("/{order_id:str}/review", status_code=HTTP_200_OK, sync_to_thread=True)
+    def review(
+        self,
+        order_id: FromPath[str],
+        data: Annotated[
+            ReviewOrder,
+            Body(
+                examples=[
+                    Example(summary="approve", value={"decision": "approve"}),
+                    Example(
+                        summary="reject",
+                        value={"decision": "reject", "note": "card reported stolen"},
+                    ),
+                ]
+            ),
+        ],
+        principal: Inject[Principal],
+        orders: Inject[OrderService],
+        order_reviews: Inject[HeldOrderReviews],
+    ) -> OrderOut:
+        """Settle an order on hold for a fraud review: approve captures its payment (paid),
+        reject voids it and cancels the order; 409 ``order_not_on_hold`` otherwise."""
+        principal.require_admin()
+        held = orders.get(order_id)
+        order_reviews.review_held(
+            held.checkout_id, data.decision == "approve", f"admin:{principal.customer_id}"
+        )
+        return OrderOut.of(orders.get(order_id))
 
 
 ROUTES = [OrderController, AdminOrderController]

@@ -24,6 +24,15 @@ class CancelOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Note | None = None
 
 
+class ReviewOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """POST /v1/admin/orders/{id}/review: a person's decision on an order held for a fraud
+    review: ``approve`` captures the held payment (the order is paid), ``reject`` voids it
+    and cancels the order (``fraud_suspected``)."""
+
+    decision: Literal["approve", "reject"]
+    note: Note | None = None
+
+
 class MoveOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """POST /v1/admin/orders/{id}/transitions.
 

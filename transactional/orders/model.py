@@ -4,6 +4,11 @@
        \\        \\
         +--------+--> cancelled   (a paid order's cancel refunds the capture)
 
+    placed -> on_hold -> paid | cancelled
+
+``on_hold``: the payment is authorized but not captured while a person reviews a checkout
+the fraud screen found suspicious; the review pays it (captured) or cancels it (voided).
+
 Every transition is recorded with its time, cause and actor. Asking for the status an order
 already has is an idempotent no-op (at-least-once callers retry); anything else not drawn
 above is an :class:`IllegalTransition` (HTTP 409).
@@ -23,10 +28,13 @@ from typing import Literal, Protocol, get_args
 
 from transactional.shared.errors import Conflict, InvalidRequest, NotFound
 
-OrderStatus = Literal["placed", "paid", "packed", "shipped", "delivered", "cancelled", "returned"]
+OrderStatus = Literal[
+    "placed", "paid", "packed", "shipped", "delivered", "cancelled", "returned", "on_hold"
+]
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    "placed": frozenset({"paid", "cancelled"}),
+    "placed": frozenset({"paid", "cancelled", "on_hold"}),
+    "on_hold": frozenset({"paid", "cancelled"}),
     "paid": frozenset({"packed", "cancelled"}),
     "packed": frozenset({"shipped"}),
     "shipped": frozenset({"delivered"}),
@@ -370,6 +378,14 @@ class PaymentsPort(Protocol):
         reason: Literal["return", "cancellation", "goodwill", "duplicate", "fraud"] = ...,
     ) -> PaymentState:
         """Refund what is left of the capture when ``amount_minor`` is None (idempotent)."""
+
+
+class HeldOrderReviews(Protocol):
+    """Settles an order held for a fraud review (its checkout holds the payment)."""
+
+    def review_held(self, checkout_id: str, approve: bool, actor: str) -> object:
+        """Approve (capture, paid) or reject (void, cancelled) the checkout's held order;
+        a Conflict (409) unless it is on hold."""
 
 
 @dataclass(frozen=True)

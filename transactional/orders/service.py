@@ -241,6 +241,19 @@ class OrderService:
         order.history.clear()
         return order
 
+    def hold(self, order_id: str, actor: str, cause: str) -> Order:
+        """Put a placed order on hold for a fraud review (idempotent; its checkout does it
+        once the payment is authorized). No event: the fraud alert says it."""
+        with self._uow() as uow:
+            order = self._locked(uow, order_id)
+            if order.status == "on_hold":
+                return order
+            order.transition("on_hold", self._clock(), cause, actor)
+            uow.orders.save(order)
+            uow.commit()
+        order.history.clear()
+        return order
+
     def get(self, order_id: str, customer_id: str | None = None) -> Order:
         """An order; with ``customer_id``, only if it is that customer's (else not found)."""
         with self._uow() as uow:
@@ -281,9 +294,9 @@ class OrderService:
         """Commit the intent to cancel or return, in a short transaction of its own."""
         with self._uow() as uow:
             order = self._locked(uow, order_id, customer_id)
-            if by_customer and order.status == "placed" and order.pending is None:
+            if by_customer and order.status in ("placed", "on_hold") and order.pending is None:
                 raise CheckoutInProgress(
-                    f"order {order_id} is still being paid for by its checkout; "
+                    f"order {order_id} is still being paid for by its checkout (or reviewed); "
                     "cancel it once it is paid",
                     order_status=order.status,
                     checkout_id=order.checkout_id,

@@ -32,6 +32,10 @@ LEGAL = {
     ("packed", "shipped"),
     ("shipped", "delivered"),
     ("delivered", "returned"),
+    # held for a fraud review: approved (paid) or rejected (cancelled)
+    ("placed", "on_hold"),
+    ("on_hold", "paid"),
+    ("on_hold", "cancelled"),
 }
 
 
