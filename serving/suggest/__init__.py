@@ -1,0 +1,1 @@
+"""Autosuggest (issue 10): prefix completion from past queries and product titles."""
