@@ -19,8 +19,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
 from serving.bodies import StrictJsonRequest
+from serving.docs_assets import assets_router, render_plugins
 from serving.openapi import document_problems
 from serving.problems import EXCEPTION_HANDLERS
+from serving.ratelimit import rate_limit_middleware
 from souk.services import Services
 from transactional.checkout.dto import ClientNetworks
 from transactional.shared.http import provide_maybe_principal, provide_principal
@@ -37,9 +39,13 @@ DOMAIN_ROUTES: dict[str, str] = {
     "tracking": "transactional.tracking.api",
     # serving/ (issue 10): each domain's block is edited only by its owner
     # --- search ---
+    "search": "serving.search.api",
     # --- suggest ---
+    "suggest": "serving.suggest.api",
     # --- recommendations ---
+    "recommendations": "serving.recommendations.api",
     # --- fraud ---
+    "fraud": "serving.fraud.api",
 }
 
 
@@ -104,7 +110,11 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
     )
     dependencies["maybe_principal"] = Provide(provide_maybe_principal, sync_to_thread=False)
     app = Litestar(
-        route_handlers=[health, *domain_routes(domains or list(DOMAIN_ROUTES))],
+        route_handlers=[
+            health,
+            assets_router(),  # the docs pages' scripts and styles, served offline
+            *domain_routes(domains or list(DOMAIN_ROUTES)),
+        ],
         dependencies=dependencies,
         exception_handlers=EXCEPTION_HANDLERS,
         # JSON bodies decoded strictly into each handler's type, bad bytes a 400 not a 500.
@@ -114,7 +124,9 @@ def create_app(services: Services, domains: Sequence[str] | None = None) -> Lite
             version="0.1.0",
             description="Storefront, seller and admin APIs of the Souk purchase path.",
             path="/schema",
+            render_plugins=render_plugins(),
         ),
+        middleware=rate_limit_middleware(services),
         cors_config=CORSConfig(allow_origins=["http://127.0.0.1:8000", "http://localhost:8000"]),
         on_startup=[start_threads],
         on_shutdown=[stop_threads, services.close],

@@ -20,12 +20,15 @@ from souk.lake_cli import lake_app
 from souk.logging import configure_logging
 from souk.models_cli import models_app
 from souk.pipelines_cli import pipelines_app
+from souk.recommendations_cli import recommendations_app
+from souk.search_cli import search_app
 from souk.settings import get_settings
 from souk.simulate_cli import simulate
 from souk.stack import commands as stack_commands
 from souk.stack.endpoints import resolve_url
 from souk.stack.errors import StackError
 from souk.stack.urls import redact_url
+from souk.suggest_cli import suggest_app
 from transactional.shared.errors import SoukError, StoreUnavailable
 
 app = typer.Typer(
@@ -48,11 +51,13 @@ app.add_typer(
 )
 app.add_typer(models_app, name="models", help="Models: registry, promote, rollback, evaluation.")
 app.add_typer(lake_app, name="lake", help="Lake: archive topics to Delta, list tables, history.")
-# serving/ (issue 10) CLI groups, one line each:
-# --- search ---
-# --- suggest ---
-# --- recommendations ---
-# --- fraud ---
+app.add_typer(search_app, name="search", help="Search: reindex, versions, rollback.")
+app.add_typer(suggest_app, name="suggest", help="Autosuggest: show completions, run the consumer.")
+app.add_typer(
+    recommendations_app,
+    name="recommendations",
+    help="Recommendations: click-through per model version, a customer's list, the consumer.",
+)
 app.command("simulate")(simulate)
 
 

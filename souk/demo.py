@@ -35,6 +35,7 @@ from souk.demo_batch import (
     run_jobs,
     wait_archived,
 )
+from souk.demo_serving import ServingReport, print_serving, tour
 from souk.demo_streaming import StreamingReport, collect, print_report, start_jobs, stop_jobs
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
 from souk.settings import Settings
@@ -87,6 +88,7 @@ class DemoReport:
     deliver_s: float = 0.0
     streaming: StreamingReport = field(default_factory=StreamingReport)
     batch: BatchReport = field(default_factory=BatchReport)
+    serving: ServingReport = field(default_factory=ServingReport)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -301,6 +303,14 @@ def _run(
         before=shopping_began,
     )
     run_jobs(settings, report.simulation, report.batch, console)
+    with console.status("[bold]asking the serving endpoints for the summary…"):
+        report.serving = tour(
+            settings,
+            endpoints.database_url,
+            endpoints.redis_url,
+            report.simulation,
+            since=shopping_began,
+        )
     report.failures = _failures(report)
     return report
 
@@ -419,6 +429,7 @@ def _failures(report: DemoReport) -> list[str]:
             f"{len(report.stock.invalid)} stock rows negative or over-reserved"
         )
     failures += report.batch.failures
+    failures += [f"serving {failure}" for failure in report.serving.failures]
     return failures
 
 
@@ -485,6 +496,7 @@ def _print_summary(
     console.print(figures)
     print_report(console, report.streaming)
     print_batch(console, report.batch)
+    print_serving(console, report.serving)
     where = Table(title="Endpoints", show_header=False)
     where.add_row("PostgreSQL", endpoints.database_url)
     where.add_row("Redis", endpoints.redis_url)

@@ -61,7 +61,40 @@ def serve(
         archiver_thread = threading.Thread(
             target=archive_forever, args=(settings, relay_stop), name="souk-archiver", daemon=True
         )
+    # Autosuggest: this process's member of the consumer group that counts searches and
+    # titles into Redis (every serving process reads them back from Redis's change log).
+    from serving.suggest.consumer import consume_forever
+    from serving.suggest.wiring import build_suggest_consumer
+
+    kafka_url, redis_url = resolve_url(settings, "kafka"), resolve_url(settings, "redis")
+    suggest_thread = threading.Thread(
+        target=consume_forever,
+        args=(lambda: build_suggest_consumer(settings, kafka_url, redis_url), relay_stop),
+        name="souk-suggest-consumer",
+        daemon=True,
+    )
+    suggest_thread.start()
+    if settings.http_workers == 1:  # build the indexes before the first request asks
+        threading.Thread(
+            target=services["suggest"].warm, name="souk-suggest-warm", daemon=True
+        ).start()
+    search_thread = None
+    if settings.search_indexer and (not domains or "search" in domains):
+        from serving.search.wiring import indexer_thread
+
+        # Keeps the search index current from catalog, stock and behaviour events.
+        search_thread = indexer_thread(settings, services["search_index"], relay_stop)
+    # Recommendations: each customer's recent views, carts and purchases (the feed's and
+    # search's re-ranking) and click-through per model version, from the stream.
+    from serving.recommendations.activity import run_activity
+
+    activity_thread = threading.Thread(
+        target=run_activity, args=(settings, relay_stop), name="souk-recs-activity", daemon=True
+    )
     housekeeper.start()
+    activity_thread.start()
+    if search_thread is not None:
+        search_thread.start()
     if relay_thread is not None:
         relay_thread.start()
     if archiver_thread is not None:
@@ -98,4 +131,8 @@ def serve(
             relay_thread.join(timeout=15)
         if archiver_thread is not None:
             archiver_thread.join(timeout=30)
+        if search_thread is not None:
+            search_thread.join(timeout=15)
+        suggest_thread.join(timeout=10)
+        activity_thread.join(timeout=15)
         services.close()

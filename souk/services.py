@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import Engine
 
+from serving.fraud.screen import LazyFraudScreen
 from souk.settings import Settings
 from souk.wiring import build_outbox
 from transactional.carts.adapters import PipelinedShelf, customer_currency_of
@@ -186,6 +187,11 @@ def build_services(
         idempotency_ttl_s=settings.idempotency_ttl_s,
         regions=settings.regions,
         clock=clock,
+        # The fraud block below provides the screen (the scorer needs the customers).
+        fraud=LazyFraudScreen(lambda: provided.get("fraud_screen"))
+        if settings.fraud_screen
+        else None,
+        review_ttl_s=settings.fraud_review_ttl_s,
     )
     tracking = TrackingService(
         uow_of(SqlUnitOfWork),
@@ -206,7 +212,33 @@ def build_services(
     )
     # serving/ (issue 10): each block wires one serving domain, edited only by its owner.
     # --- search ---
+    from serving.search.wiring import build_search_index, build_search_service
+
+    provided["search_index"] = search_index = build_search_index(settings)
+    services.closers.append(search_index.close)
+    # Personalization: the recommendations service is also search's Reranker (wired below).
+    provided["search"] = build_search_service(
+        settings, search_index, reranker_lookup=lambda: provided.get("recommendations")
+    )
     # --- suggest ---
+    from serving.suggest.wiring import build_rate_limiter, build_suggest
+
+    # Autosuggest reads the catalog at start-up and counts in Redis (serving/suggest).
+    provided["suggest"] = build_suggest(settings, engine, redis_client, clock=clock)
+    # Its own Redis client: a short timeout, so a slow Redis lets requests pass (fail open).
+    provided["rate_limiter"] = rate_limiter = build_rate_limiter(settings, redis_url)
+    services.closers.append(rate_limiter.close)
     # --- recommendations ---
+    from serving.recommendations.wiring import build_recommendations
+
+    # Also the search's personal Reranker (structurally: rerank(customer_id, ids, scores)).
+    provided["recommendations"] = build_recommendations(settings, engine, redis_client, outbox)
     # --- fraud ---
+    from serving.fraud.screen import CheckoutScreen
+    from serving.fraud.wiring import build_scorer
+
+    fraud_scorer = build_scorer(settings, redis_url, customers, clock=clock)
+    provided["fraud_scorer"] = fraud_scorer
+    provided["fraud_screen"] = CheckoutScreen(fraud_scorer)
+    provided["order_reviews"] = checkout  # POST /v1/admin/orders/{id}/review
     return services

@@ -127,15 +127,107 @@ class Settings(BaseSettings):
     trending_weight_purchase: int = Field(default=5, ge=0)
 
     # --- serving: search (serving/search) ---
+    # Value of one unit of each currency in EUR (JSON, e.g. {"EUR":1,"USD":0.92}): prices are
+    # shown, filtered and bucketed in the requested currency; money is never summed across.
+    fx_rates: dict[str, float] = Field(
+        default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17, "INR": 0.011}
+    )
+    # One word group per line; unset = the file shipped in serving/search.
+    search_synonyms_file: Path | None = None
+    search_max_page_size: int = Field(default=100, ge=1, le=1000)
+    # The speller's vocabulary is re-read from the index this often (new words are still
+    # recognised at once: known words are checked live).
+    search_vocabulary_ttl_s: float = Field(default=30.0, gt=0)
+    # Index versions kept per region for rollback (the current one is never deleted).
+    search_keep_versions: int = Field(default=5, ge=2)
+    # After a reindex swap, the indexer re-applies this much recent catalog/stock history.
+    search_replay_window_s: float = Field(default=600.0, ge=0)
+    # Run the event indexer inside `souk serve` (one writer per index: one process only).
+    search_indexer: bool = True
     # --- end search ---
 
     # --- serving: autosuggest, rate limits, API docs (serving/suggest, serving/ratelimit) ---
+    # A search counts half as much after this many days (0: counts never fade).
+    suggest_half_life_days: float = Field(default=14.0, ge=0)
+    # Every listed product can be suggested: its title weighs this plus its (decayed) views.
+    suggest_product_weight: float = Field(default=1.0, ge=0)
+    # The most searched queries per region held in memory (the long tail stays in Redis).
+    suggest_max_queries: int = Field(default=50_000, ge=1)
+    # How stale a process's suggestions may get before it reads the change log (seconds),
+    # and how often the base index is rebuilt from the catalog when anything changed.
+    suggest_refresh_s: float = Field(default=1.0, gt=0)
+    suggest_rebuild_s: float = Field(default=600.0, gt=0)
+    # Rate limits (GCRA in Redis). Off switch for benchmarks that measure the server alone.
+    ratelimit_enabled: bool = True
+    # Clients never limited: loopback is our own simulator, demo, benchmarks and tests (real
+    # clients arrive through a proxy, whose X-Forwarded-For names them). CIDRs, comma-separated.
+    ratelimit_exempt: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # Path prefixes of the read endpoints that are limited per client IP and per user.
+    ratelimit_paths: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "/v1/search",
+            "/v1/suggest",
+            "/v1/recommendations",
+            "/v1/feed",
+            "/v1/trending",
+            "/v1/fraud/score",
+        ]
+    )
+    # Requests per minute (bursts up to the same number) on those paths...
+    ratelimit_ip_per_min: int = Field(default=600, ge=1)
+    ratelimit_user_per_min: int = Field(default=300, ge=1)
+    # ...and on sign-in and sign-up per client IP (password guessing, account farming).
+    ratelimit_auth_per_min: int = Field(default=20, ge=1)
+    # A slow Redis must not slow every request: past this the request passes (fail open).
+    ratelimit_redis_timeout_s: float = Field(default=0.05, gt=0)
+
+    @field_validator("ratelimit_exempt", "ratelimit_paths", mode="before")
+    @classmethod
+    def _split_ratelimit_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ratelimit_exempt")
+    @classmethod
+    def _check_ratelimit_exempt(cls, value: list[str]) -> list[str]:
+        return [_cidr(cidr, "SOUK_RATELIMIT_EXEMPT") for cidr in value]
+
     # --- end suggest ---
 
     # --- serving: recommendations, personalization, trending (serving/recommendations) ---
+    # How often serving stats a model's PROMOTED pointer (a stat; reload only on a change).
+    recs_model_check_s: float = Field(default=5.0, gt=0)
+    # Raw similar / bought-together lists per product and model version cached in Redis:
+    # a version's lists never change, so the TTL only bounds memory.
+    recs_cache_ttl_s: int = Field(default=3600, ge=1)
+    # Product status, SKUs and PostgreSQL's stock (for SKUs without a Redis counter) cached
+    # in-process: an unlisted or sold-out product drops out of lists this fast.
+    recs_catalog_ttl_s: float = Field(default=10.0, ge=0)
+    # The last N product ids per customer (views, carts, purchases) kept from the stream.
+    recs_recent_events: int = Field(default=50, ge=1, le=1000)
+    recs_recent_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    # recommendation_id -> model version, for attributing clicks (CTR per version).
+    recs_served_ttl_s: int = Field(default=2 * 24 * 3600, ge=60)
+    # Share of the personal affinity in re-ranked scores (feed, search): 0 = off.
+    recs_rerank_weight: float = Field(default=0.3, ge=0, le=1)
+    recs_consumer_group: str = Field(default="souk-recommendations", min_length=1)
     # --- end recommendations ---
 
     # --- serving: fraud scoring (serving/fraud) ---
+    # Scores (0..1) from which a checkout's order is held for a person (review) or refused
+    # with 402 fraud_suspected (decline). The defaults let one weak rule through (honest
+    # shoppers trip velocity or new-account-high-value alone; see serving/fraud/model.py).
+    fraud_review_threshold: float = Field(default=0.65, gt=0, le=1)
+    fraud_decline_threshold: float = Field(default=0.9, gt=0, le=1)
+    # Screen every checkout before authorization (false: the saga never asks the scorer).
+    fraud_screen: bool = True
+    # An order held for review nobody decides on within this is voided and cancelled.
+    fraud_review_ttl_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    # How often the promoted fraud model's pointer is checked (hot reload, a stat).
+    fraud_model_check_s: float = Field(default=10.0, gt=0)
     # --- end fraud ---
 
     @field_validator("regions", mode="before")

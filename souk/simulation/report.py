@@ -50,6 +50,7 @@ class SimulationReport:
     seed: int = 0
     # Shopper index → the customer id its account got (registered accounts only).
     customer_ids: dict[int, str] = field(default_factory=dict)
+    customer_regions: dict[str, str] = field(default_factory=dict)  # customer id → home region
     sessions_planned: int = 0
     sessions: int = 0  # played to their end
     sessions_aborted: int = 0  # stopped by an unexpected answer or a transport error

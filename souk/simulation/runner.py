@@ -245,6 +245,11 @@ class Simulation:
             for account in self.accounts
             if account.customer_id
         }
+        self.report.customer_regions = {
+            account.customer_id: account.profile.region
+            for account in self.accounts
+            if account.customer_id
+        }
         return self.report
 
     def _status_line(self) -> str:

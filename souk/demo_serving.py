@@ -1,0 +1,146 @@
+"""The demo's serving tour: sample searches, suggestions, recommendations and fraud decisions.
+
+Asked of the same services `souk serve` runs (built in this process on the demo's stack) once
+the batch jobs have promoted their models: the search index and the suggestion counts were
+kept current by the serving process's consumers while the shoppers shopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from souk.settings import Settings
+
+if TYPE_CHECKING:
+    from souk.simulation.report import SimulationReport
+
+logger = logging.getLogger(__name__)
+
+#: Sample searches: plain, misspelled, and one that needs a synonym or a correction.
+DEMO_QUERIES = ("headphones", "wireles hedphones", "runing shoes", "ketle", "smartwach")
+#: Prefixes shown with their suggestions.
+DEMO_PREFIXES = ("hea", "runn", "kettel")
+
+
+@dataclass
+class ServingReport:
+    """What the serving endpoints answered in the demo."""
+
+    searches: list[str] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+    recommendations: list[str] = field(default_factory=list)
+    fraud: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def _section(
+    report: ServingReport, name: str, lines: list[str], ask: Callable[[], list[str]]
+) -> None:
+    # One part failing (e.g. no model promoted) is reported, the others still shown.
+    try:
+        lines.extend(ask())
+    except Exception as error:
+        logger.exception("demo %s failed", name)
+        report.failures.append(f"{name}: {type(error).__name__}: {error}")
+
+
+def tour(
+    settings: Settings,
+    database_url: str,
+    redis_url: str,
+    simulation: SimulationReport | None,
+    since: datetime | None = None,
+) -> ServingReport:
+    """Ask every serving domain for the demo's summary lines."""
+    from serving.search.corpus import demo_lines as search_lines
+    from serving.suggest.demo import demo_lines as suggest_lines
+    from souk.services import build_services
+
+    report = ServingReport()
+    services = build_services(settings, database_url=database_url, redis_url=redis_url, pool_size=2)
+    try:
+        _section(
+            report,
+            "search",
+            report.searches,
+            lambda: search_lines(services["search"], DEMO_QUERIES, top=3),
+        )
+        _section(
+            report,
+            "suggest",
+            report.suggestions,
+            lambda: suggest_lines(services["suggest"], DEMO_PREFIXES, region=None, per_prefix=4),
+        )
+        _extra_sections(services, simulation, report, since)
+    finally:
+        services.close()
+    return report
+
+
+def _extra_sections(
+    services: Any,
+    simulation: SimulationReport | None,
+    report: ServingReport,
+    since: datetime | None,
+) -> None:
+    """Recommendations for the busiest simulated customer; the checkout's fraud decisions."""
+    from serving.recommendations.bench import demo_lines as recommendation_lines
+
+    def recommendations() -> list[str]:
+        customer = busiest_customer(services.settings)
+        if customer is None:
+            return ["no customer in gold/user_item_interactions"]
+        region = services.settings.region
+        if simulation is not None:
+            region = simulation.customer_regions.get(customer, region)
+        return recommendation_lines(services["recommendations"], customer, region, limit=5)
+
+    _section(report, "recommendations", report.recommendations, recommendations)
+    if simulation is not None and since is not None:
+        from serving.fraud.demo import demo_lines as fraud_lines
+
+        _section(
+            report,
+            "fraud",
+            report.fraud,
+            lambda: fraud_lines(services.engine, simulation.fraud_labels, since),
+        )
+
+
+def busiest_customer(settings: Settings) -> str | None:
+    """The customer with the most interactions in the gold table (the richest history)."""
+    from collections import Counter
+
+    from jobs.lake.store import table_store
+
+    store = table_store(settings)
+    if not store.exists("gold/user_item_interactions"):
+        return None
+    rows = store.read("gold/user_item_interactions", columns=["customer_id"])
+    counts = Counter(rows.column("customer_id").to_pylist())
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def print_serving(console: Console, report: ServingReport) -> None:
+    """The serving half of the summary."""
+    table = Table(title="Serving: search, suggest, recommendations, fraud scoring", show_lines=True)
+    table.add_column("what")
+    table.add_column("answer")
+    for title, lines in (
+        ("search (sample queries, misspelled ones too)", report.searches),
+        ("suggest (prefixes)", report.suggestions),
+        ("recommendations", report.recommendations),
+        ("fraud decisions at checkout", report.fraud),
+    ):
+        if lines:
+            table.add_row(title, "\n".join(lines))
+    for failure in report.failures:
+        table.add_row("[red]failed", failure)
+    console.print(table)
