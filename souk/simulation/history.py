@@ -55,7 +55,9 @@ def session_events(
 ) -> Iterator[Envelope]:
     """The views and cart additions of one planned session, signed in as ``customer_id``."""
     profile = model.profiles[plan.shopper]
-    rng = random.Random(f"history/{model.config.seed}/{plan.index}")
+    # Seeded by the customer too: the same plan replayed for another account (a later run's
+    # registration) is other events, not a duplicate of the first account's.
+    rng = random.Random(f"history/{model.config.seed}/{plan.index}/{customer_id}")
     session_id = f"ses_h{plan.index:x}"
     cart_id = f"crt_h{plan.index:x}"
     moment = at

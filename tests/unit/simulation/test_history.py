@@ -50,3 +50,9 @@ def test_history_follows_the_shoppers_tastes_and_is_the_same_every_time() -> Non
 
 def test_no_registered_shopper_means_no_history() -> None:
     assert _events({}) == []
+
+
+def test_the_same_plans_for_other_accounts_are_other_events() -> None:
+    first = _events({index: f"cus_{index:03d}" for index in range(40)})
+    second = _events({index: f"cus_x{index:03d}" for index in range(40)})
+    assert not {e.event_id for e in first} & {e.event_id for e in second}
