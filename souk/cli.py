@@ -58,6 +58,10 @@ app.add_typer(
     name="recommendations",
     help="Recommendations: click-through per model version, a customer's list, the consumer.",
 )
+# --- analytics ---
+from souk.analytics_cli import analytics_app  # noqa: E402 - kept inside this block
+
+app.add_typer(analytics_app, name="analytics", help="Analytics: load, query, metrics.")
 app.command("simulate")(simulate)
 
 
@@ -243,14 +247,17 @@ def serve(
 def token(
     subject: Annotated[str, typer.Option(help="Customer id the token names.")] = "admin",
     admin: Annotated[bool, typer.Option(help="Grant the admin role.")] = False,
+    service: Annotated[
+        bool, typer.Option(help="Grant the service role (e.g. the fraud service's token).")
+    ] = False,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds.")] = None,
 ) -> None:
     """Print a signed bearer token (e.g. `souk token --admin` for the admin endpoints)."""
-    from transactional.shared.auth import ADMIN, JwtTokens, Principal
+    from transactional.shared.auth import ADMIN, SERVICE, JwtTokens, Principal
 
     settings = get_settings()
     tokens = JwtTokens(settings.jwt_secret, ttl_s=ttl or settings.token_ttl_s)
-    roles = frozenset({ADMIN}) if admin else frozenset()
+    roles = frozenset({ADMIN} if admin else set()) | frozenset({SERVICE} if service else set())
     issued, _ = tokens.issue(Principal(subject, settings.region, roles))
     print(issued)
 

@@ -15,13 +15,13 @@ from litestar.status_codes import HTTP_200_OK
 from serving.fraud.schemas import ScoreIn, ScoreOut
 from serving.fraud.service import FraudScorer
 from transactional.checkout.dto import ClientNetworks
-from transactional.shared.auth import ADMIN, Principal
+from transactional.shared.auth import ADMIN, SERVICE, Principal
 from transactional.shared.errors import Forbidden
 from transactional.shared.http import Inject
 from transactional.shared.regions import region_of_ip
 
 #: The role of the fraud service's own tokens (``admin`` tokens may score too).
-SERVICE_ROLE = "service"
+SERVICE_ROLE = SERVICE
 
 REQUEST_EXAMPLES = [
     Example(

@@ -25,7 +25,7 @@ OVERFETCH = 3
 #: The model version a response carries when no promoted model answered it.
 FALLBACK = "fallback"
 #: The role of another service calling on a customer's behalf (besides admins).
-SERVICE_ROLE = "service"
+SERVICE_ROLE = "service"  # transactional.shared.auth.SERVICE (kept free of the JWT driver)
 
 #: Models of trending lists: the streaming read model, the batch daily baseline.
 TRENDING_STREAM, TRENDING_DAILY = "trending_stream", "trending_daily"

@@ -12,6 +12,8 @@ import jwt
 from transactional.shared.errors import Forbidden, Unauthorized
 
 ADMIN = "admin"
+# Another service of the platform (e.g. the fraud service) acting for any customer.
+SERVICE = "service"
 
 
 @dataclass(frozen=True)

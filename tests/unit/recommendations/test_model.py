@@ -94,3 +94,10 @@ def test_scopes_match_the_streaming_job() -> None:
 
     assert trending_scopes("c", "eu") == [region_category_scope("eu", "c"), category_scope("c")]
     assert trending_scopes(None, "eu") == [region_scope("eu"), ALL]
+
+
+def test_the_pure_models_role_names_are_the_tokens_role_names() -> None:
+    from serving.recommendations.model import SERVICE_ROLE
+    from transactional.shared.auth import ADMIN, SERVICE
+
+    assert (SERVICE_ROLE, "admin") == (SERVICE, ADMIN)
