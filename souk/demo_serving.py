@@ -8,6 +8,7 @@ kept current by the serving process's consumers while the shoppers shopped.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,7 @@ class ServingReport:
     searches: list[str] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
+    online: list[str] = field(default_factory=list)  # the shoppers' searches and clicks
     fraud: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -79,6 +81,14 @@ def tour(
             lambda: suggest_lines(services["suggest"], DEMO_PREFIXES, region=None, per_prefix=4),
         )
         _extra_sections(services, simulation, report, since)
+        if simulation is not None:
+            shoppers = simulation
+
+            def online() -> list[str]:
+                drained = drain_activity(settings, redis_url)
+                return online_lines(services["recommendations"], shoppers, drained)
+
+            _section(report, "online", report.online, online)
     finally:
         services.close()
     return report
@@ -114,6 +124,79 @@ def _extra_sections(
         )
 
 
+#: How long the summary waits for the activity consumer to read the last events.
+DRAIN_TIMEOUT_S = 30.0
+
+
+def drain_activity(
+    settings: Settings,
+    redis_url: str,
+    kafka_bootstrap: str | None = None,
+    timeout_s: float = DRAIN_TIMEOUT_S,
+) -> bool:
+    """Let the recommendations' activity consumer group read the topics to their end (the
+    `souk serve` that ran it stopped with the shoppers, before the relay had published their
+    last events); whether it caught up within ``timeout_s``. The broker: ``kafka_bootstrap``,
+    else the stack's."""
+    import redis
+
+    from serving.recommendations.activity import ActivityConsumer
+    from souk.stack.endpoints import resolve_url
+
+    bootstrap = kafka_bootstrap or resolve_url(settings, "kafka")
+    client = redis.Redis.from_url(redis_url)
+    activity = ActivityConsumer(settings, bootstrap, client)
+    consumer = activity.consumer
+    deadline = time.monotonic() + timeout_s
+    try:
+        consumer.subscribe(activity.topics)
+        while time.monotonic() < deadline:
+            activity.poll_once(0.5)
+            assigned = consumer.assignment()
+            if not assigned:
+                continue  # still joining the group
+            committed = consumer.committed(assigned, timeout=5)
+            # Caught up: every partition's committed offset at its end (or nothing in it).
+            ends = [consumer.get_watermark_offsets(p, timeout=5)[1] for p in committed]
+            if all(end == 0 or p.offset >= end for p, end in zip(committed, ends, strict=True)):
+                return True
+        return False
+    finally:
+        consumer.close()
+        client.close()
+
+
+def online_lines(service: Any, simulation: SimulationReport, drained: bool = True) -> list[str]:
+    """The shoppers' searches (zero-result share) and the click-through per model version, as
+    ``GET /v1/admin/recommendations/ctr`` reports it (``service``: the
+    RecommendationService), beside the lists and clicks the simulator itself counted."""
+    lines = [
+        f"searches {simulation.searches:,}: {simulation.searches_with_results:,} with results, "
+        f"{simulation.searches_zero_results:,} without ({simulation.zero_result_share:.0%} "
+        f"zero-result); {simulation.views_from_search_hits:,} product pages opened from hits",
+        f"recommendation lists received {simulation.recommendations_served:,} "
+        f"(+{simulation.recommendations_empty:,} empty), clicked "
+        f"{simulation.recommendations_clicked:,} ({simulation.click_share:.0%})",
+    ]
+    lines += [
+        f"  {version}: {count:,} lists"
+        for version, count in sorted(simulation.recommendation_lists.items())
+    ]
+    rows = service.click_through()
+    lines.append(
+        "click-through per model version (GET /v1/admin/recommendations/ctr"
+        + ("" if drained else "; the activity consumer had not read every event yet")
+        + ")"
+        + ("" if rows else ": no list served yet")
+    )
+    lines += [
+        f"  {row.model} {row.model_version}: served {row.served:,}, clicked {row.clicked:,}, "
+        f"CTR {row.rate:.1%}"
+        for row in rows
+    ]
+    return lines
+
+
 def busiest_customer(settings: Settings) -> str | None:
     """The customer with the most interactions in the gold table (the richest history)."""
     from collections import Counter
@@ -137,6 +220,7 @@ def print_serving(console: Console, report: ServingReport) -> None:
         ("search (sample queries, misspelled ones too)", report.searches),
         ("suggest (prefixes)", report.suggestions),
         ("recommendations", report.recommendations),
+        ("the simulated shoppers' searches and clicks", report.online),
         ("fraud decisions at checkout", report.fraud),
     ):
         if lines:

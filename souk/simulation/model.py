@@ -162,8 +162,10 @@ class SessionPlan:
     search_query: str | None
     search_category: str | None
     views: tuple[ViewPlan, ...]
-    recommended: tuple[str, ...]  # product ids of a served recommendation widget
-    clicked: int | None  # position clicked in ``recommended``
+    # A recommendation widget when not empty: the plan's own picks; a live run shows the
+    # list a recommendations endpoint serves instead, and clicks it at ``clicked``.
+    recommended: tuple[str, ...]
+    clicked: int | None  # position clicked in the widget
     lines: tuple[LinePlan, ...]
     edit: Edit
     outcome: Outcome
@@ -233,6 +235,12 @@ def random_host(cidrs: Sequence[str], rng: random.Random) -> str:
     return sample_hosts(cidrs, 1, rng)[0]
 
 
+def _names_any(term: str, products: Sequence[SeededProduct]) -> bool:
+    """Whether every word of ``term`` is a word of some product's title."""
+    words = set(term.lower().split())
+    return any(words <= set(product.title.lower().split()) for product in products)
+
+
 def bad_card_of(index: int, config: SimulationConfig) -> Card:
     """The failing card of shopper ``index``: declined or short of funds, in the shares'
     proportion (spread evenly over the shoppers, so each has one failing card only)."""
@@ -263,6 +271,12 @@ class ShopperModel:
             )
             for category, members in grouped.items()
         }
+        # The search terms that name products of each category (a search is run within the
+        # category the shopper browses, so its words must fit it to find anything).
+        self._terms = {
+            category: tuple(term for term in SEARCH_TERMS if _names_any(term, members))
+            for category, members in grouped.items()
+        }
         # Which honest accounts come back most: a seeded order of Zipf weights.
         activity = zipf_weights(len(self._honest), RETURNING_EXPONENT)
         self._rng("activity").shuffle(activity)
@@ -284,6 +298,14 @@ class ShopperModel:
         categories = sorted(self._by_category)
         rng = self._rng("taste", shopper)
         return tuple(rng.sample(categories, min(FAVOURITE_CATEGORIES, len(categories))))
+
+    def search_term(self, category: str, drawn: str) -> str:
+        """The words a shopper searches ``category`` with: the drawn term mapped onto the
+        terms that name its products (the drawn one when none does)."""
+        terms = self._terms.get(category, ())
+        if not terms:
+            return drawn
+        return terms[SEARCH_TERMS.index(drawn) % len(terms)] if drawn in SEARCH_TERMS else terms[0]
 
     def _browse(self, rng: random.Random, shopper: int) -> SeededProduct:
         """A product a shopper looks at: by popularity within its tastes, or anywhere."""
@@ -377,8 +399,10 @@ class ShopperModel:
         query = category = None
         views: list[ViewPlan] = []
         if rng.random() < config.search_share:
-            query = rng.choice(SEARCH_TERMS)
+            drawn = rng.choice(SEARCH_TERMS)
             category = self._browse(rng, shopper).category_id  # searches follow tastes too
+            # Mapped, not drawn again: every other decision keeps its draws.
+            query = self.search_term(category, drawn)
             in_category = [p for p in self.catalog.products if p.category_id == category]
             for position in range(min(len(in_category), rng.randint(0, 2))):
                 product = in_category[position]

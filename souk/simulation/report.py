@@ -58,10 +58,17 @@ class SimulationReport:
     registrations: int = 0
     logins: int = 0
     cart_merges: int = 0  # guest carts merged at sign-in
-    searches: int = 0
+    searches: int = 0  # GET /v1/search answered (each sent on as search.performed)
+    searches_with_results: int = 0
+    searches_zero_results: int = 0  # nothing found: the shopper browsed the category instead
     views: int = 0
-    recommendations_served: int = 0
+    views_from_search_hits: int = 0  # product pages opened from a real search hit
+    recommendations_served: int = 0  # non-empty lists received from the server
+    recommendations_empty: int = 0  # lists the server answered empty (no widget shown)
     recommendations_clicked: int = 0
+    # "<model> <model_version>" → non-empty lists received, as the server named them.
+    recommendation_lists: Counter[str] = field(default_factory=Counter)
+    serving_rate_limited: int = 0  # 429 from search or recommendations (shown nothing)
     events_sent: int = 0
     carts: int = 0
     items_added: int = 0
@@ -100,6 +107,17 @@ class SimulationReport:
             and self.replay_mismatches == 0
         )
 
+    @property
+    def zero_result_share(self) -> float:
+        """Searches that found nothing, of all searches (0 without searches)."""
+        return self.searches_zero_results / self.searches if self.searches else 0.0
+
+    @property
+    def click_share(self) -> float:
+        """Clicked lists of the non-empty lists received (the simulator's own count)."""
+        served = self.recommendations_served
+        return self.recommendations_clicked / served if served else 0.0
+
     def latency(self, endpoint: str) -> tuple[float, float]:
         """(p50, p99) in ms of ``endpoint`` (e.g. ``POST /v1/checkout``)."""
         samples = self.latencies_ms.get(endpoint, [])
@@ -126,9 +144,21 @@ def report_tables(report: SimulationReport) -> list[Table]:
         ("guest carts merged at sign-in", str(report.cart_merges)),
         ("searches / product views", f"{report.searches} / {report.views}"),
         (
-            "recommendations served / clicked",
-            f"{report.recommendations_served} / {report.recommendations_clicked}",
+            "  searches with results / zero results",
+            f"{report.searches_with_results} / {report.searches_zero_results} "
+            f"({report.zero_result_share:.0%} zero)",
         ),
+        ("  product views from search hits", str(report.views_from_search_hits)),
+        (
+            "recommendation lists received / empty / clicked",
+            f"{report.recommendations_served} / {report.recommendations_empty} / "
+            f"{report.recommendations_clicked}",
+        ),
+        *(
+            (f"  lists of {version}", str(count))
+            for version, count in sorted(report.recommendation_lists.items())
+        ),
+        ("search / recommendation calls rate-limited (429)", str(report.serving_rate_limited)),
         ("behaviour events sent", str(report.events_sent)),
         (
             "carts / items added / refused",

@@ -4,6 +4,13 @@
 fixed rate, and counts what happened (latency per endpoint included) in a ``SimulationReport``,
 labelling the accounts and orders of fraud-like sessions.
 
+Shoppers search and get recommendations through the serving endpoints: a planned search is a
+``GET /v1/search`` whose ``search_id``, result count, top hits and index version go back in
+``search.performed``, and whose hits are the products opened from it; a planned widget is a
+recommendations list (for-you, similar or the feed) that the server itself reports as served,
+and a planned click lands on the served item at the planned position, sent back as
+``recommendation.clicked`` with the list's ``recommendation_id``.
+
 Every request of a session says where it comes from: the shopper's device (``X-Device-Id``)
 and the session's address (``X-Forwarded-For``: the simulator talks to the server over
 loopback, a trusted proxy). Cards are the sandbox's: any Luhn-valid number is authorised,
@@ -38,6 +45,7 @@ from souk.simulation.model import (
     ShopperModel,
     ShopperProfile,
     SimulationConfig,
+    ViewPlan,
 )
 from souk.simulation.report import FraudLabel, OrderRecord, SimulationReport
 from transactional.shared.errors import SoukError
@@ -93,6 +101,70 @@ class _Account:
 
 
 TOKEN_REUSE_S = 600.0  # a returning visitor within this window is still signed in
+SEARCH_PAGE_SIZE = 20  # hits on the results page a shopper looks at
+TOP_PRODUCT_IDS = 20  # of them, carried in search.performed
+
+
+@dataclass(frozen=True)
+class _Visit:
+    """Who browses in a session, from where, signed in or not."""
+
+    plan: SessionPlan
+    profile: ShopperProfile
+    session_id: str
+    customer_id: str | None  # None for a guest
+    headers: Mapping[str, str]  # the bearer token when signed in
+
+
+@dataclass(frozen=True)
+class _Searched:
+    """A search the server answered: its id and the hits' product ids, best first."""
+
+    search_id: str
+    hits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Widget:
+    """A served recommendation list: its id, placement and (product id, position) items."""
+
+    recommendation_id: str
+    placement: str
+    items: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A product page a shopper opens, and the list it was picked from."""
+
+    product_id: str
+    sku: str | None  # None: one of the product's own (a server's pick, not the plan's)
+    source: str
+    position: int | None = None
+    search_id: str | None = None
+    recommendation_id: str | None = None
+
+
+def _from_search(view: ViewPlan, searched: _Searched | None) -> _Shown | None:
+    """The hit at the planned position; with no results (or no search answered) the shopper
+    browses the category instead and opens the plan's product; nothing when the results are
+    fewer than the position."""
+    if searched is None or not searched.hits:
+        return _Shown(view.product_id, view.sku, "category", view.position)
+    position = view.position or 0
+    if position >= len(searched.hits):
+        return None
+    return _Shown(searched.hits[position], None, "search", position, searched.search_id)
+
+
+def index_version(versions: Mapping[str, str | None]) -> str | None:
+    """search.performed's index version: the one region's, or ``region:version`` pairs of
+    a merged search (``-`` for a region without an index yet)."""
+    if not versions:
+        return None
+    if len(versions) == 1:
+        return next(iter(versions.values()))
+    return ",".join(f"{region}:{version or '-'}" for region, version in sorted(versions.items()))
 
 
 def luhn_number(seed: str, prefix: str = "49") -> str:
@@ -417,91 +489,200 @@ class Simulation:
         session_id: str,
         signed_in: bool,
     ) -> list[dict[str, Any]]:
-        """Search, view and click as planned; the behaviour events to send."""
+        """Search, view and click as planned, on what the server answers; the events to send.
+
+        The plan decides whether and at which position; the product at that position is the
+        server's: a search hit, an item of the served recommendation list.
+        """
         headers = bearer(account.token) if signed_in and account.token else {}
         customer_id = account.customer_id if signed_in else None
-        currency = account.profile.currency
+        visit = _Visit(plan, account.profile, session_id, customer_id, headers)
         events: list[dict[str, Any]] = []
-        search_id = f"srch-{self.tag}-{plan.index}"
-        if plan.search_query is not None:
-            found = self._call(
-                http,
-                "GET",
-                "/v1/products",
-                (200,),
-                params={"category": plan.search_category, "page": 1, "page_size": 20},
-                headers=headers,
-            ).json()
-            items = found.get("items", []) if isinstance(found, dict) else found
-            total = found.get("total", len(items)) if isinstance(found, dict) else len(items)
-            events.append(
-                _event(
-                    "search.performed",
-                    search_id=search_id,
-                    session_id=session_id,
-                    customer_id=customer_id,
-                    query=plan.search_query,
-                    filters={"category": [plan.search_category or ""]},
-                    result_count=int(total),
-                    top_product_ids=[str(i["product_id"]) for i in items[:20]],
-                )
-            )
-            self._count(searches=1)
-        recommendation_id = f"rec-{self.tag}-{plan.index}"
-        if plan.recommended:
-            events.append(
-                _event(
-                    "recommendation.served",
-                    recommendation_id=recommendation_id,
-                    session_id=session_id,
-                    customer_id=customer_id,
-                    placement="home",
-                    model="popularity",
-                    product_ids=list(plan.recommended),
-                )
-            )
-            self._count(recommendations_served=1)
+        searched = self._search(http, visit, events) if plan.search_query is not None else None
+        widget: _Widget | None = None
+        last_viewed: str | None = None
         for view in plan.views:
-            self._call(
-                http,
-                "GET",
-                "/v1/products/{product_id}",
-                (200,),
-                path=f"/v1/products/{view.product_id}",
-                headers=headers,
-            )
-            if view.source == "recommendation":
-                events.append(
-                    _event(
-                        "recommendation.clicked",
-                        recommendation_id=recommendation_id,
-                        session_id=session_id,
-                        customer_id=customer_id,
-                        placement="home",
-                        product_id=view.product_id,
-                        position=view.position or 0,
-                    )
-                )
-                self._count(recommendations_clicked=1)
-            price = self.catalog.sku(view.sku).prices.get(currency)
-            events.append(
-                _event(
-                    "product.viewed",
-                    session_id=session_id,
-                    customer_id=customer_id,
-                    product_id=view.product_id,
-                    sku=view.sku,
-                    source=view.source,
-                    search_id=search_id if view.source == "search" else None,
-                    recommendation_id=(
-                        recommendation_id if view.source == "recommendation" else None
-                    ),
-                    position=view.position,
-                    price={"amount_minor": price, "currency": currency} if price else None,
-                )
-            )
-            self._count(views=1)
+            shown: _Shown | None
+            if view.source == "search":
+                shown = _from_search(view, searched)
+            elif view.source == "recommendation":
+                if widget is None:
+                    widget = self._widget(http, visit, last_viewed)
+                shown = self._click(widget, view, visit, events)
+            else:
+                shown = _Shown(view.product_id, view.sku, view.source, view.position)
+            if shown is not None:
+                self._view(http, visit, shown, events)
+                last_viewed = shown.product_id
+        if plan.recommended and widget is None:  # shown, not clicked
+            self._widget(http, visit, last_viewed)
         return events
+
+    def _search(
+        self, http: httpx.Client, visit: _Visit, events: list[dict[str, Any]]
+    ) -> _Searched | None:
+        """GET /v1/search with the plan's words within its category; None if refused (429).
+
+        Every region is searched (``region=all``): the shoppers browse the whole catalog, so
+        their searches do too, and the hits stay in the category they came to browse.
+        """
+        plan = visit.plan
+        response = self._call(
+            http,
+            "GET",
+            "/v1/search",
+            (200, 429),
+            params={
+                "q": plan.search_query,
+                "category": plan.search_category,
+                "currency": visit.profile.currency,
+                "region": "all",
+                "page_size": SEARCH_PAGE_SIZE,
+            },
+            headers=visit.headers,
+        )
+        if response.status_code == 429:
+            self._count(serving_rate_limited=1)
+            return None
+        found = response.json()
+        hits = tuple(str(hit["product_id"]) for hit in found["hits"])
+        total = int(found["total"])
+        events.append(
+            _event(
+                "search.performed",
+                search_id=str(found["search_id"]),
+                session_id=visit.session_id,
+                customer_id=visit.customer_id,
+                query=plan.search_query,
+                filters={"category": [plan.search_category]} if plan.search_category else None,
+                sort="relevance",
+                page=1,
+                result_count=total,
+                top_product_ids=list(hits[:TOP_PRODUCT_IDS]),
+                index_version=index_version(found.get("index_versions") or {}),
+                latency_ms=max(0, round(float(found.get("took_ms") or 0))),
+            )
+        )
+        self._count(
+            searches=1, searches_with_results=int(total > 0), searches_zero_results=int(total == 0)
+        )
+        return _Searched(str(found["search_id"]), hits)
+
+    def _widget(self, http: httpx.Client, visit: _Visit, last_viewed: str | None) -> _Widget:
+        """The recommendation widget as the server fills it: for-you when signed in, else
+        products similar to the last one viewed, else the home feed. The server emits its
+        recommendation.served; an empty (or refused) list shows no widget."""
+        params = {
+            "limit": len(visit.plan.recommended),
+            "region": visit.profile.region,
+            "session_id": visit.session_id,
+        }
+        if visit.customer_id is not None and visit.headers:
+            route = path = "/v1/recommendations/for-you"
+        elif last_viewed is not None:
+            route = "/v1/recommendations/similar/{product_id}"
+            path = f"/v1/recommendations/similar/{last_viewed}"
+        else:
+            route = path = "/v1/feed"
+        response = self._call(
+            http, "GET", route, (200, 429), path=path, params=params, headers=visit.headers
+        )
+        if response.status_code == 429:
+            self._count(serving_rate_limited=1)
+            return _Widget("", "", ())
+        served = response.json()
+        items = tuple((str(i["product_id"]), int(i["position"])) for i in served["items"])
+        with self._lock:
+            if items:
+                self.report.recommendations_served += 1
+                self.report.recommendation_lists[
+                    f"{served['model']} {served['model_version']}"
+                ] += 1
+            else:
+                self.report.recommendations_empty += 1
+        return _Widget(str(served["recommendation_id"]), str(served["placement"]), items)
+
+    def _click(
+        self, widget: _Widget, view: ViewPlan, visit: _Visit, events: list[dict[str, Any]]
+    ) -> _Shown | None:
+        """The planned click at the planned position of the served list (its last item when
+        the list is shorter); nothing to click in an empty widget."""
+        if not widget.items:
+            return None
+        product_id, position = widget.items[min(view.position or 0, len(widget.items) - 1)]
+        events.append(
+            _event(
+                "recommendation.clicked",
+                recommendation_id=widget.recommendation_id,
+                session_id=visit.session_id,
+                customer_id=visit.customer_id,
+                placement=widget.placement,
+                product_id=product_id,
+                position=position,
+            )
+        )
+        self._count(recommendations_clicked=1)
+        return _Shown(
+            product_id,
+            None,
+            "recommendation",
+            position,
+            recommendation_id=widget.recommendation_id,
+        )
+
+    def _view(
+        self, http: httpx.Client, visit: _Visit, shown: _Shown, events: list[dict[str, Any]]
+    ) -> None:
+        """Open a product page; its product.viewed event (the SKU and price shown)."""
+        page = self._call(
+            http,
+            "GET",
+            "/v1/products/{product_id}",
+            (200,),
+            path=f"/v1/products/{shown.product_id}",
+            headers=visit.headers,
+        )
+        sku, price = self._sku_shown(visit, shown, page)
+        currency = visit.profile.currency
+        events.append(
+            _event(
+                "product.viewed",
+                session_id=visit.session_id,
+                customer_id=visit.customer_id,
+                product_id=shown.product_id,
+                sku=sku,
+                source=shown.source,
+                search_id=shown.search_id,
+                recommendation_id=shown.recommendation_id,
+                position=shown.position,
+                price={"amount_minor": price, "currency": currency} if price else None,
+            )
+        )
+        self._count(views=1, views_from_search_hits=int(shown.search_id is not None))
+
+    def _sku_shown(
+        self, visit: _Visit, shown: _Shown, page: httpx.Response
+    ) -> tuple[str | None, int | None]:
+        """(SKU, price in the shopper's currency) of a viewed product: the plan's SKU, else
+        one of the seeded product's, else one of the page's variants (a product this run did
+        not seed); the choice is a function of the session's number."""
+        currency = visit.profile.currency
+        sku = shown.sku
+        if sku is None:
+            try:
+                skus = self.catalog.product(shown.product_id).skus
+            except KeyError:
+                variants = page.json().get("variants") or []
+                if not variants:
+                    return None, None
+                variant = variants[visit.plan.index % len(variants)]
+                price = (variant.get("prices") or {}).get(currency)
+                return str(variant["sku"]), int(price) if price is not None else None
+            sku = skus[visit.plan.index % len(skus)].sku
+        try:
+            return sku, self.catalog.sku(sku).prices.get(currency)
+        except KeyError:
+            return sku, None
 
     def _send_events(
         self, http: httpx.Client, events: Sequence[dict[str, Any]], account: _Account | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,11 @@ class FakeShop:
     # (device, client address) of every request, and every checkout attempt.
     origins: list[tuple[str | None, str | None]] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    # Search finds the products of these categories only (the others: zero results).
+    indexed_categories: frozenset[str] = frozenset({"cat_a"})
+    searches: dict[str, dict[str, Any]] = field(default_factory=dict)  # search id -> answer
+    served: dict[str, dict[str, Any]] = field(default_factory=dict)  # recommendation id -> list
+    widget_calls: list[tuple[str, str | None]] = field(default_factory=list)  # (path, customer)
 
     def __post_init__(self) -> None:
         self.stock = self.shop.initial_stock()
@@ -139,7 +145,13 @@ class FakeShop:
             ]
             return httpx.Response(200, json={"items": items, "total": len(items)})
         if parts[0] == "products":
-            return httpx.Response(200, json={"product_id": parts[1]})
+            product = self.shop.product(parts[1])
+            variants = [{"sku": sku.sku, "prices": dict(sku.prices)} for sku in product.skus]
+            return httpx.Response(200, json={"product_id": parts[1], "variants": variants})
+        if path == "/v1/search":
+            return self.search(request.url.params)
+        if parts[0] in ("recommendations", "feed"):
+            return self.recommend(path, request.url.params, who)
         if path == "/v1/events":
             self.events.extend(body["events"])
             return httpx.Response(202, json={"accepted": len(body["events"])})
@@ -175,6 +187,57 @@ class FakeShop:
                 self.stock[sku] += qty
             return httpx.Response(200, json=order)
         return problem(404, "no_route")
+
+    def search(self, params: httpx.QueryParams) -> httpx.Response:
+        category = params.get("category")
+        found = [
+            p.product_id
+            for p in self.shop.products
+            if p.category_id == category and category in self.indexed_categories
+        ]
+        size = int(params.get("page_size", "20"))
+        answer = {
+            "search_id": self.new("srch"),
+            "query": params.get("q"),
+            "total": len(found),
+            "hits": [{"product_id": product_id} for product_id in found[:size]],
+            "index_versions": {"eu": "v3", "us": None},
+            "took_ms": 1.4,
+        }
+        self.searches[answer["search_id"]] = answer
+        return httpx.Response(200, json=answer)
+
+    def recommend(self, path: str, params: httpx.QueryParams, who: str | None) -> httpx.Response:
+        self.widget_calls.append((path, who))
+        limit = int(params["limit"])
+        if path.endswith("/for-you"):
+            if who is None:
+                return problem(401, "unauthenticated")
+            model, version = "als", "v1"
+            picks = [p.product_id for p in self.shop.products][:limit]
+        elif "/similar/" in path:
+            model, version = "item_vectors", "v2"
+            anchor = self.shop.product(path.rsplit("/", 1)[1])
+            # Nothing similar to cat_b products: an empty list (no widget).
+            picks = [
+                p.product_id
+                for p in self.shop.products
+                if p.category_id == anchor.category_id == "cat_a" and p != anchor
+            ][: limit - 1]
+        else:
+            model, version = "feed", "fallback"
+            picks = [p.product_id for p in self.shop.products][-limit:]
+        served = {
+            "recommendation_id": self.new("rec"),
+            "placement": "home",
+            "model": model,
+            "model_version": version,
+            "items": [{"product_id": p, "position": i} for i, p in enumerate(picks)],
+            "session_id": params.get("session_id"),
+        }
+        if picks:  # as the server: an empty list is not served
+            self.served[served["recommendation_id"]] = served
+        return httpx.Response(200, json=served)
 
     def cart(self, method: str, parts: list[str], body: Any, who: str | None) -> httpx.Response:
         if not parts:
@@ -413,3 +476,103 @@ def test_fraud_sessions_do_what_their_labels_say() -> None:
     # Orders of fraud sessions are labelled with the account that placed them.
     for order_id in report.fraud_orders():
         assert shop.orders[order_id]["customer"] in report.fraud_customers()
+
+
+# -- searches and recommendations through the serving endpoints ----------------------------------
+
+
+def of_type(shop: FakeShop, event_type: str) -> list[dict[str, Any]]:
+    return [e["payload"] for e in shop.events if e["type"] == event_type]
+
+
+def test_searches_send_the_servers_search_ids_and_views_follow_its_hits() -> None:
+    shop = FakeShop(catalog(stock=50))
+    report = simulate(shop, search_share=0.9, fraud_share=0.0)
+    assert report.ok, report.samples
+    performed = of_type(shop, "search.performed")
+    assert len(performed) == len(shop.searches) == report.searches > 20
+    for event in performed:
+        answer = shop.searches[event["search_id"]]  # an id the server issued, none made up
+        assert event["result_count"] == answer["total"]
+        assert event["top_product_ids"] == [h["product_id"] for h in answer["hits"]]
+        assert event["index_version"] == "eu:v3,us:-"
+        assert event["query"] == answer["query"] and event["latency_ms"] == 1
+    found = [e for e in performed if e["result_count"]]
+    assert report.searches_with_results == len(found) > 0
+    assert report.searches_zero_results == len(performed) - len(found) > 0
+    assert report.zero_result_share == report.searches_zero_results / report.searches
+    from_search = [v for v in of_type(shop, "product.viewed") if v["source"] == "search"]
+    assert len(from_search) == report.views_from_search_hits > 0
+    for view in from_search:
+        hits = shop.searches[view["search_id"]]["hits"]
+        assert hits[view["position"]]["product_id"] == view["product_id"]
+        # The SKU is one of the viewed product's own.
+        assert view["sku"] in {s.sku for s in shop.shop.product(view["product_id"]).skus}
+    # A search that found nothing: the shopper browsed the category instead (no search id).
+    zero = {e["session_id"] for e in performed if not e["result_count"]}
+    assert all(
+        v["source"] != "search" for v in of_type(shop, "product.viewed") if v["session_id"] in zero
+    )
+
+
+def test_clicks_carry_the_served_recommendation_ids_and_no_list_is_self_reported() -> None:
+    shop = FakeShop(catalog(stock=50))
+    report = simulate(shop, recommendation_share=0.9, click_share=0.7, fraud_share=0.0)
+    assert report.ok, report.samples
+    assert not of_type(shop, "recommendation.served")  # the server reports what it served
+    clicks = of_type(shop, "recommendation.clicked")
+    assert len(clicks) == report.recommendations_clicked > 10
+    for click in clicks:
+        served = shop.served[click["recommendation_id"]]
+        assert served["items"][click["position"]]["product_id"] == click["product_id"]
+        assert served["session_id"] == click["session_id"]
+    views = [v for v in of_type(shop, "product.viewed") if v["source"] == "recommendation"]
+    assert [(v["recommendation_id"], v["product_id"]) for v in views] == [
+        (c["recommendation_id"], c["product_id"]) for c in clicks
+    ]
+    # for-you only with a token; guests get lists similar to what they viewed.
+    paths = {
+        path.split("/")[-1] if "/similar/" not in path else "similar"
+        for path, _ in shop.widget_calls
+    }
+    assert paths >= {"for-you", "similar"}
+    assert all(who for path, who in shop.widget_calls if path.endswith("/for-you"))
+    # Lists per model version as the server named them; empty lists show no widget.
+    by_version = Counter(f"{s['model']} {s['model_version']}" for s in shop.served.values())
+    assert report.recommendation_lists == by_version
+    assert report.recommendations_served == len(shop.served)
+    assert report.recommendations_empty == len(shop.widget_calls) - len(shop.served) > 0
+
+
+def test_plans_search_with_words_that_name_products_of_their_category() -> None:
+    from souk.simulation.model import ShopperModel
+    from souk.synthetic import SEARCH_TERMS
+
+    shop = SeededCatalog(
+        [
+            SeededProduct(
+                f"prd_{i}",
+                "sel_1",
+                title,
+                category,
+                (SeededSku(f"SKU-{i}", f"prd_{i}", storefront_prices(999, "EUR"), {"wh": 5}),),
+                1.0,
+            )
+            for i, (title, category) in enumerate(
+                [
+                    ("Tefala Pro Kettle", "cat_kitchen"),
+                    ("Nokio Max Phone Case", "cat_phones"),
+                    ("Samsong Lite Charger", "cat_phones"),
+                    ("Thing", "cat_other"),
+                ]
+            )
+        ]
+    )
+    model = ShopperModel(shop, SimulationConfig(users=5, seed=3, fraud_share=0.0))
+    queries: dict[str, set[str]] = {}
+    for plan in model.sessions(400):
+        if plan.search_query is not None and plan.search_category is not None:
+            queries.setdefault(plan.search_category, set()).add(plan.search_query)
+    assert queries["cat_kitchen"] == {"kettle"}
+    assert queries["cat_phones"] == {"phone", "charger"}
+    assert queries["cat_other"] <= set(SEARCH_TERMS) and len(queries["cat_other"]) > 1
