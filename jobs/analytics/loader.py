@@ -1,0 +1,386 @@
+"""The analytics loader: every event topic → the ClickHouse tables, exactly once per event id.
+
+source     every ``<region>.<domain>.v1`` topic of the configured regions (consumer group
+           ``SOUK_ANALYTICS_GROUP``)
+transform  ``flatten``: the wide ``events`` row plus the typed rows of the event's domain
+sink       one INSERT per table and batch, then one INSERT into ``loader_offsets`` (the last
+           offset of each topic partition in the batch, with the batch's id): the commit
+
+Exactly once, also after SIGKILL, with no multi-table transaction in ClickHouse:
+
+- every row carries its batch id; a batch counts only once its ``loader_offsets`` rows exist.
+  On partition assignment the loader deletes rows of those partitions whose batch never
+  committed (a crash between the data and the commit), then starts each partition right
+  after its last committed offset, whatever Kafka's committed offsets say (they are only
+  committed for lag monitoring);
+- the relay is at-least-once (an event can be published twice, at two offsets): event ids
+  already in ``events`` (and repeats within a batch) are skipped before inserting;
+- a new, empty broker (the embedded one restarted) whose log ends before the committed offset
+  restarts that partition from its beginning: the event-id check drops what is loaded.
+
+Locally the loader owns the chdb folder and serves queries on loopback
+(``jobs.analytics.endpoint``); with ``SOUK_ANALYTICS_URL`` it writes to that ClickHouse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import msgspec
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from jobs.analytics.flatten import Row, Source, flatten
+from jobs.analytics.port import AnalyticsStore
+from jobs.analytics.rates import exponent, rate_table
+from jobs.analytics.schema import DATA_TABLES, OFFSETS_TABLE, RATES_TABLE, ddl
+from schemas.envelope import Envelope
+from schemas.registry import REGISTRY, topic_for
+from souk.settings import Settings, get_settings
+from transactional.shared.kafka import LIBRDKAFKA_LOG, KafkaClientSettings, consumer_config
+
+_LOG = logging.getLogger("souk.analytics.loader")
+_DECODER = msgspec.json.Decoder(Envelope)
+
+
+@dataclass
+class LoadStats:
+    """What a loader did so far."""
+
+    batches: int = 0
+    received: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    discarded: int = 0  # rows of uncommitted batches deleted on assignment
+    per_table: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def loaded_topics(settings: Settings) -> list[str]:
+    """Every domain's topic in every configured region."""
+    return [topic_for(d, r) for r in settings.regions for d in REGISTRY.domains()]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def prepare(store: AnalyticsStore, settings: Settings) -> None:
+    """Create the tables (idempotent) and refresh the currency rate table."""
+    for statement in ddl():
+        store.execute(statement)
+    rates = rate_table(settings)
+    store.execute(f"TRUNCATE TABLE {RATES_TABLE}")
+    store.insert(
+        RATES_TABLE,
+        [
+            {"currency": c, "exponent": exponent(c), "rate_to_base": float(r), "base": rates.base}
+            for c, r in sorted({**rates.rates, rates.base: Decimal(1)}.items())
+        ],
+    )
+
+
+def committed_offsets(store: AnalyticsStore, group: str) -> dict[tuple[str, int], int]:
+    """The last committed offset of each topic partition (the latest commit wins)."""
+    table = store.arrow(
+        f"SELECT topic, kafka_partition, argMax(kafka_offset, committed_at) AS kafka_offset "
+        f"FROM {OFFSETS_TABLE} WHERE group = {_quote(group)} GROUP BY topic, kafka_partition"
+    )
+    return {
+        (row["topic"], int(row["kafka_partition"])): int(row["kafka_offset"])
+        for row in table.to_pylist()
+    }
+
+
+def discard_uncommitted(
+    store: AnalyticsStore, group: str, partitions: Iterable[tuple[str, int]]
+) -> int:
+    """Delete rows of these partitions whose batch has no commit; return how many."""
+    keys = ", ".join(f"({_quote(t)}, {int(p)})" for t, p in partitions)
+    if not keys:
+        return 0
+    deleted = 0
+    committed = f"SELECT batch_id FROM {OFFSETS_TABLE} WHERE group = {_quote(group)}"
+    for table in DATA_TABLES:
+        where = f"(topic, kafka_partition) IN ({keys}) AND batch_id NOT IN ({committed})"
+        found = store.arrow(f"SELECT count() AS n FROM {table} WHERE {where}").to_pylist()
+        n = int(found[0]["n"]) if found else 0
+        if n:
+            store.execute(f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2")
+            deleted += n
+    return deleted
+
+
+class BatchWriter:
+    """Writes batches of events into the store exactly once per event id (no Kafka here)."""
+
+    def __init__(self, store: AnalyticsStore, group: str) -> None:
+        self.store = store
+        self.group = group
+        self.per_table: dict[str, int] = defaultdict(int)
+
+    def load(self, records: list[tuple[Envelope, Source]], last: dict[tuple[str, int], int]) -> int:
+        """Skip events already loaded, write the rest and commit ``last``; return how many."""
+        return self.write(self.new_events(records), last)
+
+    def new_events(self, records: list[tuple[Envelope, Source]]) -> list[tuple[Envelope, Source]]:
+        """Records whose event id is neither earlier in the batch nor loaded already."""
+        unique: dict[str, tuple[Envelope, Source]] = {}
+        for envelope, source in records:
+            unique.setdefault(str(envelope.event_id), (envelope, source))
+        if not unique:
+            return []
+        days = {e.occurred_at.astimezone(UTC).date().isoformat() for e, _ in unique.values()}
+        # The day condition lets the probe use the sorting key (event_date first).
+        seen = self.store.arrow(
+            "SELECT event_id FROM events WHERE event_date IN ("
+            + ", ".join(f"toDate('{d}')" for d in sorted(days))
+            + ") AND event_id IN ("
+            + ", ".join(_quote(i) for i in unique)
+            + ")"
+        ).to_pylist()
+        loaded = {row["event_id"] for row in seen}
+        return [record for key, record in unique.items() if key not in loaded]
+
+    def write(
+        self, records: list[tuple[Envelope, Source]], last: dict[tuple[str, int], int]
+    ) -> int:
+        """Insert the rows of ``records`` per table, then commit ``last`` with the batch id."""
+        batch_id = secrets.randbits(63)
+        now = datetime.now(UTC)
+        tables = flatten(records, now)
+        # The wide table last: the duplicate probe reads it, so it never runs ahead of the rest.
+        for table in sorted(tables, key=lambda name: name == "events"):
+            rows: list[Row] = [{**row, "batch_id": batch_id} for row in tables[table]]
+            self.store.insert(table, rows)
+            self.per_table[table] += len(rows)
+        self.store.insert(
+            OFFSETS_TABLE,
+            [
+                {
+                    "group": self.group,
+                    "topic": topic,
+                    "kafka_partition": partition,
+                    "kafka_offset": offset,
+                    "batch_id": batch_id,
+                    "committed_at": now,
+                }
+                for (topic, partition), offset in last.items()
+            ],
+        )
+        return len(records)
+
+
+class Loader:
+    """A consumer-group member that loads its partitions into the analytics tables."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: AnalyticsStore,
+        bootstrap: str,
+        *,
+        group: str | None = None,
+        batch_max: int | None = None,
+        batch_wait_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.group = group or settings.analytics_group
+        self.batch_max = batch_max or settings.analytics_batch_max
+        self.batch_wait_s = batch_wait_s or settings.analytics_batch_wait_s
+        self.stats = LoadStats()
+        self.writer = BatchWriter(store, self.group)
+        self.stats.per_table = self.writer.per_table
+        self.topics = loaded_topics(settings)
+        kafka = KafkaClientSettings(
+            bootstrap=bootstrap,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            fetch_wait_max_ms=settings.kafka_fetch_wait_max_ms,
+            client_id="souk-analytics-loader",
+        )
+        self.consumer = Consumer(consumer_config(kafka, self.group), logger=LIBRDKAFKA_LOG)
+        self.assigned = threading.Event()
+        self.assigned_at = 0.0
+        self._revoked: set[tuple[str, int]] = set()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self.stats.discarded += discard_uncommitted(self.store, self.group, keys)
+        done = committed_offsets(self.store, self.group)
+        for tp in partitions:
+            self._revoked.discard((tp.topic, tp.partition))
+            last = done.get((tp.topic, tp.partition))
+            if last is None:
+                continue
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if last + 1 > high:  # a new broker: its log is shorter than what we loaded
+                _LOG.warning(
+                    "%s[%d]: log ends at %d < %d: from the start",
+                    tp.topic,
+                    tp.partition,
+                    high,
+                    last + 1,
+                )
+                continue
+            tp.offset = last + 1
+        consumer.assign(partitions)
+        self.assigned_at = time.monotonic()
+        self.assigned.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Records already fetched from a revoked partition belong to its next owner now.
+        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        consumer.unassign()
+
+    def poll_batch(self) -> list[Message]:
+        """Up to ``batch_max`` records, waiting at most ``batch_wait_s`` for them."""
+        deadline = time.monotonic() + self.batch_wait_s
+        batch: list[Message] = []
+        while len(batch) < self.batch_max:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            got = self.consumer.consume(min(self.batch_max - len(batch), 1000), timeout=left)
+            for message in got:
+                error = message.error()
+                if error is None:
+                    batch.append(message)
+                elif not error.retriable() and error.fatal():
+                    raise RuntimeError(f"analytics loader: Kafka error {error}")
+        return [m for m in batch if (m.topic(), m.partition()) not in self._revoked]
+
+    def load(self, messages: Sequence[Message]) -> int:
+        """Load one batch (exactly once per event id); return the events newly loaded."""
+        if not messages:
+            return 0
+        records: list[tuple[Envelope, Source]] = []
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            source = Source(message.topic() or "", message.partition() or 0, message.offset() or 0)
+            last[(source.topic, source.partition)] = source.offset
+            try:
+                records.append((_DECODER.decode(message.value() or b""), source))
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
+                # Not an envelope: the lake's archiver keeps its bytes in bronze/_rejected.
+                _LOG.warning(
+                    "%s[%d]@%d is not an envelope: %s",
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                    error,
+                )
+                self.stats.rejected += 1
+        fresh = self.writer.new_events(records)
+        loaded = self.writer.write(fresh, last)
+        self.stats.loaded += loaded
+        self.stats.batches += 1
+        self.stats.received += len(messages)
+        self.stats.duplicates += len(records) - len(fresh)
+        self._commit_kafka(last)
+        return loaded
+
+    def _commit_kafka(self, last: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception as error:  # the store holds the truth; a lost commit is only lag
+            _LOG.warning("analytics loader: offset commit failed: %s", error)
+
+    def run(self, stop: threading.Event, *, idle_exit_s: float | None = None) -> LoadStats:
+        """Load until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = self.poll_batch()
+                if batch:
+                    self.load(batch)
+                    idle_since = time.monotonic()
+                elif (
+                    idle_exit_s is not None
+                    and self.assigned.is_set()
+                    # idle counts from the assignment too (a group join can take seconds)
+                    and time.monotonic() - max(idle_since, self.assigned_at) >= idle_exit_s
+                ):
+                    break
+        finally:
+            self.consumer.close()
+        return self.stats
+
+
+def serve_and_load(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    idle_exit_s: float | None = None,
+    batch_max: int | None = None,
+    retry_s: float = 5.0,
+) -> LoadStats:
+    """Open the store (and, locally, its query endpoint) and load until ``stop``.
+
+    A service (no ``idle_exit_s``) logs an error and starts the loader again: the committed
+    offsets make the restart exact.
+    """
+    from jobs.analytics import open_store
+    from jobs.analytics.chdb_store import ChdbStore
+    from jobs.analytics.endpoint import QueryEndpoint
+    from souk.stack.endpoints import resolve_url
+
+    store = open_store(settings)
+    endpoint = None
+    stats = LoadStats()
+    try:
+        prepare(store, settings)  # before the endpoint: readers always find the tables
+        if isinstance(store, ChdbStore):
+            endpoint = QueryEndpoint(store, settings, settings.analytics_endpoint_port).start()
+            _LOG.info("analytics endpoint on %s", endpoint.url)
+        while not stop.is_set():
+            try:
+                loader = Loader(
+                    settings, store, resolve_url(settings, "kafka"), batch_max=batch_max
+                )
+                stats = loader.run(stop, idle_exit_s=idle_exit_s)
+                if idle_exit_s is not None:
+                    break
+            except Exception:
+                if idle_exit_s is not None:
+                    raise
+                _LOG.exception("analytics loader failed; restarting in %.0f s", retry_s)
+                stop.wait(retry_s)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        store.close()
+    return stats
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m jobs.analytics.loader [--until-idle S] [--batch N]``: load until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="jobs.analytics.loader", description="Load analytics.")
+    parser.add_argument("--until-idle", type=float, default=None, help="Stop after S idle seconds.")
+    parser.add_argument("--batch", type=int, default=None, help="Records per batch at most.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stats = serve_and_load(get_settings(), stop, idle_exit_s=args.until_idle, batch_max=args.batch)
+    print(
+        f"loaded {stats.loaded} events in {stats.batches} batches ({stats.duplicates} "
+        f"duplicates skipped, {stats.rejected} rejected, {stats.discarded} uncommitted rows "
+        "discarded)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Analytics for admins: the headline metrics from the ClickHouse store, as JSON."""
