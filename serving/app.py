@@ -46,6 +46,8 @@ DOMAIN_ROUTES: dict[str, str] = {
     "recommendations": "serving.recommendations.api",
     # --- fraud ---
     "fraud": "serving.fraud.api",
+    # --- analytics ---
+    "analytics": "serving.analytics.api",
 }
 
 

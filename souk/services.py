@@ -241,4 +241,9 @@ def build_services(
     provided["fraud_scorer"] = fraud_scorer
     provided["fraud_screen"] = CheckoutScreen(fraud_scorer)
     provided["order_reviews"] = checkout  # POST /v1/admin/orders/{id}/review
+    # --- analytics ---
+    from serving.analytics.service import build_analytics
+
+    # Reads through the loader's loopback endpoint (or SOUK_ANALYTICS_URL), per request.
+    provided["analytics"] = build_analytics(settings)
     return services

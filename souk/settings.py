@@ -126,6 +126,22 @@ class Settings(BaseSettings):
     trending_weight_cart: int = Field(default=3, ge=0)
     trending_weight_purchase: int = Field(default=5, ge=0)
 
+    # --- analytics (jobs/analytics, serving/analytics) ---
+    # ClickHouse database of the analytics tables (chdb locally, SOUK_ANALYTICS_URL in prod).
+    analytics_database: str = Field(default="souk", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    analytics_group: str = Field(default="souk-analytics", min_length=1)  # the loader's group
+    # Events per loader batch (one INSERT per table, one offsets commit) and the wait to fill it.
+    analytics_batch_max: int = Field(default=5000, ge=1)
+    analytics_batch_wait_s: float = Field(default=1.0, gt=0)
+    # Loopback port of the loader's query endpoint (0: any free port, recorded in SOUK_HOME).
+    analytics_endpoint_port: int = Field(default=0, ge=0, le=65535)
+    analytics_query_timeout_s: float = Field(default=30.0, gt=0)
+    # Cross-currency totals: fx_rates (to EUR) unless this JSON file of rates to
+    # analytics_base_currency is given; a currency without a rate leaves the total unset.
+    analytics_base_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    analytics_rates_file: Path | None = None
+    # --- end analytics ---
+
     # --- serving: search (serving/search) ---
     # Value of one unit of each currency in EUR (JSON, e.g. {"EUR":1,"USD":0.92}): prices are
     # shown, filtered and bucketed in the requested currency; money is never summed across.

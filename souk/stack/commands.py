@@ -58,6 +58,9 @@ def up(
     archive: Annotated[
         bool, typer.Option(help="Also run the archiver (every topic → the lake's bronze).")
     ] = True,
+    analytics: Annotated[
+        bool, typer.Option(help="Also run the analytics loader (every topic → ClickHouse).")
+    ] = True,
 ) -> None:
     """Start (or reuse) PostgreSQL, Redis and Kafka, migrate, create topics, show endpoints."""
     # Imported here: they pull in Alembic and the schema registry, which status/down never need.
@@ -98,6 +101,14 @@ def up(
         except RuntimeError as error:
             err_console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
+    if analytics:
+        from souk import analytics_process
+
+        try:
+            console.print(f"analytics loader: {analytics_process.start(settings)}")
+        except RuntimeError as error:
+            err_console.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     if pipelines:
         from pipelines import registry
         from souk.pipelines_cli import start_jobs
@@ -121,6 +132,10 @@ def down(
 
     if archiver.stop(settings):
         console.print("stopped the archiver")
+    from souk import analytics_process
+
+    if analytics_process.stop(settings):
+        console.print("stopped the analytics loader")
     try:
         stopped = Stack(settings).down(purge=purge)
     except StackError as error:
