@@ -7,6 +7,7 @@ A URL left unset means "start or use the embedded default"; a URL that is set me
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import re
 from functools import lru_cache
@@ -143,9 +144,10 @@ class Settings(BaseSettings):
     # --- end analytics ---
 
     # --- serving: search (serving/search) ---
-    # Value of one unit of each currency in EUR (JSON, e.g. {"EUR":1,"USD":0.92}): prices are
-    # shown, filtered and bucketed in the requested currency; money is never summed across.
-    fx_rates: dict[str, float] = Field(
+    # Value of one unit of each currency in EUR ("EUR=1,USD=0.92" or JSON {"EUR":1,...}):
+    # prices are shown, filtered and bucketed in the requested currency; money is never
+    # summed across currencies without it.
+    fx_rates: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17, "INR": 0.011}
     )
     # One word group per line; unset = the file shipped in serving/search.
@@ -261,6 +263,24 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [str(item).lower() for item in value]
         return value
+
+    @field_validator("fx_rates", mode="before")
+    @classmethod
+    def _parse_fx_rates(cls, value: object) -> object:
+        # The same "key=value,..." form as the other mappings (what child processes get),
+        # or JSON.
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        rates: dict[str, str] = {}
+        for part in (item.strip() for item in value.split(",")):
+            currency, equals, rate = part.partition("=")
+            if part and (not equals or not currency.strip() or not rate.strip()):
+                raise ValueError(f"SOUK_FX_RATES: {part!r} is not CURRENCY=RATE")
+            if part:
+                rates[currency.strip().upper()] = rate.strip()
+        return rates
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
