@@ -7,12 +7,13 @@ rules decide alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from models.registry import ModelRegistry, PromotedModel
 from serving.fraud.model import FraudModel
@@ -55,8 +56,16 @@ class LoadedFraudModel:
             ],
             dtype=np.float64,
         )
-        with threadpool_limits(1):
+        # One BLAS/OpenMP thread for a one-row prediction; the controller is built once, as
+        # threadpool_limits() rescans the loaded libraries on every call (most of a score).
+        with _controller().limit(limits=1):
             return [float(p) for p in self._trained.model.predict_proba(matrix)[:, 1]]
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """The process's thread-pool controller (the libraries loaded when first asked)."""
+    return ThreadpoolController()
 
 
 def _load(path: Path) -> LoadedFraudModel:
