@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from schemas.ids import uuid7
@@ -16,6 +17,7 @@ from serving.search.model import (
     IndexFacets,
     IndexHit,
     IndexQuery,
+    IndexResult,
     SearchRequest,
     merge_key,
 )
@@ -97,6 +99,9 @@ class SearchService:
     clock: Callable[[], float] = time.perf_counter
     _vocab: dict[str, _Vocabulary] = field(default_factory=dict)
     _vocab_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Threads for ``region=all``: the regions are searched at once, not one after another.
+    _region_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def speller(self, region: str) -> Speller:
         """The region's speller; a stale one (older than ``vocabulary_ttl_s``) is rebuilt in
@@ -160,20 +165,18 @@ class SearchService:
         facets = IndexFacets(price=[0] * (len(edges) + 1))
         hits: list[IndexHit] = []
         versions: dict[str, str | None] = {}
-        for name in regions:
+        many = len(regions) > 1
+        query = IndexQuery(
+            groups=understood.groups,
+            filters=filters,
+            sort=request.sort,
             # Each region returns its best offset+size; the merged page is cut from those.
-            result = self.index.search(
-                name,
-                IndexQuery(
-                    groups=understood.groups,
-                    filters=filters,
-                    sort=request.sort,
-                    offset=0 if len(regions) > 1 else offset,
-                    limit=offset + request.page_size if len(regions) > 1 else request.page_size,
-                    price_edges_base=edges_base,
-                    facet_size=FACET_SIZE,
-                ),
-            )
+            offset=0 if many else offset,
+            limit=offset + request.page_size if many else request.page_size,
+            price_edges_base=edges_base,
+            facet_size=FACET_SIZE,
+        )
+        for name, result in zip(regions, self._search_regions(regions, query), strict=True):
             total += result.total
             facets.add(result.facets)
             hits.extend(result.hits)
@@ -219,6 +222,24 @@ class SearchService:
             personalized=personalized,
             took_ms=round((self.clock() - started) * 1000, 3),
         )
+
+    def _search_regions(self, regions: Sequence[str], query: IndexQuery) -> list[IndexResult]:
+        """Each region's result, in ``regions`` order; several regions are queried at once
+        (the engine releases the GIL while it searches), the first one on this thread."""
+        if len(regions) == 1:
+            return [self.index.search(regions[0], query)]
+        pool = self._region_pool
+        if pool is None:
+            with self._pool_lock:
+                pool = self._region_pool
+                if pool is None:
+                    pool = self._region_pool = ThreadPoolExecutor(
+                        max_workers=max(1, len(self.regions) - 1),
+                        thread_name_prefix="souk-search-region",
+                    )
+        others = [pool.submit(self.index.search, name, query) for name in regions[1:]]
+        first = self.index.search(regions[0], query)
+        return [first, *(future.result() for future in others)]
 
     def _found(self, hit: IndexHit, currency: str) -> FoundProduct:
         doc = hit.doc
