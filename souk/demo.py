@@ -11,11 +11,12 @@ event not delivered exactly once, a 5xx, an oversold SKU, or no order at all.
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,7 @@ AUDIT_CONSUMER = "souk-demo-audit"
 EVENTS_PER_SESSION = 6  # behaviour events a simulated session sends, on average
 SESSION_RATE = 6.0  # sessions started per second
 MAX_SHOPPING_S = 60.0  # keeps `souk demo` within a couple of minutes on 2 cores
+REVISIT_S = 20.0  # the shoppers' second visit, once the batch jobs promoted their models
 DELIVERY_TIMEOUT_S = 180.0
 SIM_REGIONS = {"eu": 0.5, "us": 0.3, "in": 0.2}  # the regions the simulation has addresses in
 
@@ -89,6 +91,7 @@ class DemoReport:
     streaming: StreamingReport = field(default_factory=StreamingReport)
     batch: BatchReport = field(default_factory=BatchReport)
     serving: ServingReport = field(default_factory=ServingReport)
+    revisit: SimulationReport | None = None  # the second visit, after the models
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -110,6 +113,12 @@ def _progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def revisit_config(config: SimulationConfig) -> SimulationConfig:
+    """The shoppers' second visit: the same accounts, new sessions, for ``REVISIT_S``."""
+    planned = math.ceil(config.rate * config.duration) + 1000  # past the first visit's plans
+    return replace(config, duration=REVISIT_S, first_session=planned)
 
 
 def shopping_config(
@@ -246,8 +255,11 @@ def _run(
             report.catalog = catalog
             shop_started = time.perf_counter()
             shopping_began = datetime.now(UTC)
+            shoppers_tag = secrets.token_hex(3)  # the revisit signs the same accounts in
             report.seed_s = shop_started - seed_started
-            report.simulation = run_simulation(base_url, catalog, config, console=console)
+            report.simulation = run_simulation(
+                base_url, catalog, config, console=console, tag=shoppers_tag
+            )
             report.shop_s = time.perf_counter() - shop_started
         with console.status("[bold]audit consumer joining its group…"):
             consumer.assigned.wait(30)
@@ -303,6 +315,13 @@ def _run(
         before=shopping_began,
     )
     run_jobs(settings, report.simulation, report.batch, console)
+    # The same shoppers come back once the models are promoted: their for-you and similar
+    # lists come from ALS and the item vectors, and their clicks measure each version online.
+    console.print(f"the shoppers come back for {REVISIT_S:.0f} s (models promoted)")
+    with serve_subprocess(env, log_path=log_path, relay=True) as base_url:
+        report.revisit = run_simulation(
+            base_url, catalog, revisit_config(config), console=console, tag=shoppers_tag
+        )
     with console.status("[bold]asking the serving endpoints for the summary…"):
         report.serving = tour(
             settings,
@@ -310,6 +329,7 @@ def _run(
             endpoints.redis_url,
             report.simulation,
             since=shopping_began,
+            revisit=report.revisit,
         )
     report.failures = _failures(report)
     return report
@@ -430,6 +450,12 @@ def _failures(report: DemoReport) -> list[str]:
         )
     failures += report.batch.failures
     failures += [f"serving {failure}" for failure in report.serving.failures]
+    revisit = report.revisit
+    if revisit is not None and (revisit.five_xx or revisit.transport_errors):
+        failures.append(
+            f"second visit: {revisit.five_xx} server errors (5xx) and "
+            f"{revisit.transport_errors} transport errors"
+        )
     return failures
 
 

@@ -59,6 +59,7 @@ def tour(
     redis_url: str,
     simulation: SimulationReport | None,
     since: datetime | None = None,
+    revisit: SimulationReport | None = None,
 ) -> ServingReport:
     """Ask every serving domain for the demo's summary lines."""
     from serving.search.corpus import demo_lines as search_lines
@@ -80,9 +81,14 @@ def tour(
             report.suggestions,
             lambda: suggest_lines(services["suggest"], DEMO_PREFIXES, region=None, per_prefix=4),
         )
-        _extra_sections(services, simulation, report, since)
-        if simulation is not None:
-            shoppers = simulation
+        labels = [
+            *(simulation.fraud_labels if simulation else []),
+            *(revisit.fraud_labels if revisit else []),
+        ]
+        _extra_sections(services, simulation, report, since, labels)
+        # Online click-through: the second visit's lists (the promoted models') if there was one.
+        shoppers = revisit or simulation
+        if shoppers is not None:
 
             def online() -> list[str]:
                 drained = drain_activity(settings, redis_url)
@@ -99,6 +105,7 @@ def _extra_sections(
     simulation: SimulationReport | None,
     report: ServingReport,
     since: datetime | None,
+    labels: list[Any],
 ) -> None:
     """Recommendations for the busiest simulated customer; the checkout's fraud decisions."""
     from serving.recommendations.bench import demo_lines as recommendation_lines
@@ -120,7 +127,7 @@ def _extra_sections(
             report,
             "fraud",
             report.fraud,
-            lambda: fraud_lines(services.engine, simulation.fraud_labels, since),
+            lambda: fraud_lines(services.engine, labels, since),
         )
 
 
@@ -220,7 +227,7 @@ def print_serving(console: Console, report: ServingReport) -> None:
         ("search (sample queries, misspelled ones too)", report.searches),
         ("suggest (prefixes)", report.suggestions),
         ("recommendations", report.recommendations),
-        ("the simulated shoppers' searches and clicks", report.online),
+        ("the shoppers' searches and clicks (second visit, models promoted)", report.online),
         ("fraud decisions at checkout", report.fraud),
     ):
         if lines:

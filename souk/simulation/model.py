@@ -90,6 +90,9 @@ class SimulationConfig:
     edit_share: float = 0.15  # change a quantity or remove a line before deciding
     workers: int = 16  # concurrent sessions at most
     grace_s: float = 60.0  # sessions not started this long after the window are dropped
+    # The number of the run's first session: a later visit of the same shoppers continues the
+    # numbering, so its sessions are new plans (and new session ids and idempotency keys).
+    first_session: int = 0
     event_batch: int = 20  # behaviour events per POST /v1/events
     timeout_s: float = 30.0  # per HTTP request
     # Region -> CIDRs: shoppers' home addresses are in their region's range (the server's
@@ -101,6 +104,8 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if self.users < 1 or self.workers < 1 or self.event_batch < 1:
             raise ValueError("users, workers and event_batch must be at least 1")
+        if self.first_session < 0:
+            raise ValueError("first_session must not be negative")
         if self.rate <= 0 or self.duration <= 0:
             raise ValueError("rate and duration must be positive")
         if len(self.regions) != len(self.region_weights) or not self.regions:

@@ -290,7 +290,7 @@ class Simulation:
                         if time.monotonic() > cutoff:
                             self._count(sessions_dropped=1)
                         else:
-                            self._play(http, self.model.session(index))
+                            self._play(http, self.model.session(self.config.first_session + index))
                         progress.advance(task)
 
             threads = [

@@ -54,9 +54,14 @@ def server_environment(
 
 @contextmanager
 def serve_subprocess(
-    env: Mapping[str, str], *, log_path: Path | None = None, timeout_s: float = 60.0
+    env: Mapping[str, str],
+    *,
+    log_path: Path | None = None,
+    timeout_s: float = 120.0,
+    relay: bool = False,
 ) -> Iterator[str]:
-    """Run `souk serve` (without its relay) in a child process; yields its base URL.
+    """Run `souk serve` (with its relay only if ``relay``) in a child process; yields its
+    base URL.
 
     A separate process keeps the server off the load generator's GIL. Its output goes to
     ``log_path`` when given.
@@ -71,7 +76,7 @@ def serve_subprocess(
         "127.0.0.1",
         "--port",
         str(port),
-        "--no-relay",
+        *(() if relay else ("--no-relay",)),
         "--log-level",
         "WARNING",
     ]
