@@ -399,3 +399,20 @@ def test_a_few_regular_shoppers_come_back_far_more_often_than_the_rest() -> None
     # (uniform draws would give them ~11 %), and most accounts still come back.
     assert busiest > 0.2 * 3000, visits.most_common(10)
     assert len(visits) > 90
+
+
+def test_a_later_visit_continues_the_numbering_with_new_plans() -> None:
+    from dataclasses import replace as with_fields
+
+    from souk.demo import revisit_config
+
+    config = SimulationConfig(users=20, seed=5, rate=2.0, duration=10.0)
+    later = revisit_config(config)
+    assert later.first_session > config.rate * config.duration
+    assert later.users == config.users and later.seed == config.seed
+    first = ShopperModel(catalog(), config)
+    again = ShopperModel(catalog(), later)
+    assert first.profiles == again.profiles  # the same shoppers come back
+    assert first.session(later.first_session) == again.session(later.first_session)
+    with pytest.raises(ValueError):
+        with_fields(config, first_session=-1)
