@@ -28,6 +28,13 @@ from sqlalchemy import Connection, Engine, text
 
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
+from souk.demo_analytics import (
+    AnalyticsSummary,
+    LoaderHandle,
+    analytics_summary,
+    start_loader,
+    stop_loader,
+)
 from souk.demo_batch import (
     ArchiverThread,
     BatchReport,
@@ -92,6 +99,7 @@ class DemoReport:
     batch: BatchReport = field(default_factory=BatchReport)
     serving: ServingReport = field(default_factory=ServingReport)
     revisit: SimulationReport | None = None  # the second visit, after the models
+    analytics: AnalyticsSummary = field(default_factory=AnalyticsSummary)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -169,6 +177,7 @@ def run_demo(
     except StackError:
         was_running = False
     streaming = StreamingReport()  # the jobs this run started (stopped at the end, even on error)
+    analytics: LoaderHandle | None = None
     try:
         with console.status("[bold]starting the local stack…") as status:
             broker_before = embedded_broker_identity(settings)
@@ -180,10 +189,14 @@ def run_demo(
                 progress=lambda line: status.update(f"[bold]{line}"),
             )
         console.print(f"[green]stack up[/green] in {time.perf_counter() - started:.1f}s")
+        # Every topic → ClickHouse (chdb) while the shoppers shop, as `souk up` runs it.
+        analytics = start_loader(settings)
         config = shopping_config(settings, customers, events, seed, rate, duration)
-        report = _run(settings, endpoints, config, products, console, streaming)
+        report = _run(settings, endpoints, config, products, console, streaming, analytics)
         _print_summary(console, settings, endpoints, report)
     finally:
+        if analytics is not None:
+            stop_loader(analytics, keep=keep or was_running)
         if not keep:
             stop_jobs(settings, streaming)
         if keep or was_running:
@@ -201,6 +214,7 @@ def _run(
     products: int,
     console: Console,
     streaming: StreamingReport,
+    analytics: LoaderHandle,
 ) -> DemoReport:
     report = DemoReport(streaming=streaming)
     seen: set[uuid.UUID] = set()
@@ -331,6 +345,14 @@ def _run(
             since=shopping_began,
             revisit=report.revisit,
         )
+    with console.status("[bold]the analytics store catching up…"):
+        summary = analytics_summary(
+            analytics,
+            orders_placed=sum(report.orders_by_status.values()),
+            revenue=dict(report.revenue),
+            order_ids=list(report.simulation.orders) if report.simulation else [],
+        )
+    report.analytics = summary
     report.failures = _failures(report)
     return report
 
@@ -450,6 +472,7 @@ def _failures(report: DemoReport) -> list[str]:
         )
     failures += report.batch.failures
     failures += [f"serving {failure}" for failure in report.serving.failures]
+    failures += [f"analytics: {failure}" for failure in report.analytics.failures]
     revisit = report.revisit
     if revisit is not None and (revisit.five_xx or revisit.transport_errors):
         failures.append(
@@ -523,6 +546,8 @@ def _print_summary(
     print_report(console, report.streaming)
     print_batch(console, report.batch)
     print_serving(console, report.serving)
+    for line in report.analytics.lines:
+        console.print(line)
     where = Table(title="Endpoints", show_header=False)
     where.add_row("PostgreSQL", endpoints.database_url)
     where.add_row("Redis", endpoints.redis_url)
