@@ -56,6 +56,7 @@ from bench.stats import percentile
 from pipelines import fraud_rules as fr
 from pipelines.common.job import Job
 from pipelines.common.runner import Servers
+from pipelines.common.sinks import REDIS_FLUSH_MS
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings
 from souk.stack import Stack
@@ -2111,15 +2112,18 @@ def note(result: Result) -> str:
             f"products at {settings['backlog_event_time_density_per_s']:,} events per second"
             " of event time (the target rate). Latency, on a fresh job: "
             f"{result.meaning}; bounded by source watermarks every 200 ms, two mini-batch "
-            "stages (≤ 200 ms each) and one Redis round trip per ranked member."
+            f"stages (≤ 200 ms each) and the Redis sink's batches (≤ {REDIS_FLUSH_MS} ms)."
         )
     if result.job == "fraud":
         return (
             f"{result.meaning}; bounded by the Feast writes, batched per view for ≤ "
-            f"{settings['feast_push_delay_ms']} ms (one pandas write per batch), behind "
-            "keyed Python state."
+            f"{settings['feast_push_delay_ms']} ms (one online-store write per batch), "
+            "behind keyed Python state."
         )
-    return f"{result.meaning}; bounded by one Redis round trip per changelog row (Python sinks)."
+    return (
+        f"{result.meaning}; bounded by a mini-batch stage (≤ 200 ms) and the Redis sink's "
+        f"batches (≤ {REDIS_FLUSH_MS} ms, one pipeline each)."
+    )
 
 
 def parse_events(text: str | None) -> dict[str, int]:

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -348,6 +350,49 @@ class History:
         """Record that ``order``'s rules were reported."""
         self.evaluated.add(order.checkout_id)
         self.due_ms.pop(order.checkout_id, None)
+
+    def next_due(self) -> int | None:
+        """The earliest processing-time deadline of a pending order, or None."""
+        return min(self.due_ms.values(), default=None)
+
+    def to_state(self) -> HistoryState:
+        """This history as plain tuples: what the job keeps in Flink state.
+
+        Plain tuples pickle about four times faster than the dataclasses (the job pickles an
+        entity's state on every event and timer).
+        """
+        account = self.account
+        return (
+            tuple(order_fields(order) for order in self.orders.values()),
+            (self.moments.count, self.moments.total, self.moments.squares),
+            None if account is None else (account.region, account.created_ms),
+            tuple(self.evaluated),
+            tuple(self.due_ms.items()),
+        )
+
+    @classmethod
+    def from_state(cls, state: HistoryState) -> History:
+        """The history ``to_state`` gave."""
+        orders, moments, account, evaluated, due_ms = state
+        return cls(
+            orders={fields[0]: Order(*fields) for fields in orders},
+            moments=Moments(*moments),
+            account=None if account is None else Account(*account),
+            evaluated=set(evaluated),
+            due_ms=dict(due_ms),
+        )
+
+
+#: An :class:`Order`'s fields as a tuple in declaration order (``Order(*fields)`` rebuilds it).
+order_fields = operator.attrgetter(*(f.name for f in dataclass_fields(Order)))
+#: ``History.to_state()``: orders' fields, moments, account, evaluated ids, deadlines.
+HistoryState = tuple[
+    tuple[tuple[Any, ...], ...],
+    tuple[int, int, int],
+    "tuple[str | None, int] | None",
+    tuple[str, ...],
+    tuple[tuple[str, int], ...],
+]
 
 
 def _stamp(at_ms: int) -> datetime:

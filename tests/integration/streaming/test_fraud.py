@@ -29,7 +29,7 @@ from pipelines import control
 from pipelines import fraud_rules as fr
 from pipelines.common.checkpoints import checkpoint_number, latest_checkpoint
 from pipelines.common.runner import Servers
-from pipelines.fraud import job_feature_store
+from pipelines.fraud import OnlineWriter, job_feature_store
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings
@@ -496,9 +496,11 @@ def test_the_jobs_store_overwrites_a_value_pushed_at_the_same_event_time(
     ip = f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"
     view = "ip_fraud_signals"
 
+    writer = OnlineWriter(store)  # how the job writes
+
     def push(orders: int) -> None:
         row = {"client_ip": ip, "orders_1h": orders, "orders_24h": orders}
-        push_signals(store, view, [{**row, "distinct_customers_24h": 1, "event_timestamp": BASE}])
+        writer.write(view, [{**row, "distinct_customers_24h": 1, "event_timestamp": BASE}])
 
     push(1)
     push(2)
@@ -507,3 +509,43 @@ def test_the_jobs_store_overwrites_a_value_pushed_at_the_same_event_time(
     row = {"client_ip": ip, "orders_1h": 3, "orders_24h": 3, "distinct_customers_24h": 1}
     push_signals(plain, view, [{**row, "event_timestamp": BASE}])
     assert online(plain, view, [ip])[ip]["orders_1h"] == 2
+
+
+def test_the_jobs_writer_stores_what_a_feast_push_stores(
+    stream_settings: Settings, stream_servers: Servers
+) -> None:
+    """The job writes protos straight to the online store (no DataFrame): every view's values,
+    read back through Feast, equal those of ``push_signals`` for the same rows."""
+    store = job_feature_store(stream_settings, stream_servers.redis_url)
+    apply(store)
+    tag = secrets.token_hex(3)
+    history = fr.History()
+    history.register(fr.Account("eu", int(at(-OLD).timestamp() * 1000)))
+    for i, amount in enumerate((1999, 2500, 1234, 98_765)):
+        order = fr.Order(
+            checkout_id=f"chk_{tag}_{i}",
+            customer_id=f"cus_{tag}",
+            at_ms=int(at(minutes(i)).timestamp() * 1000),
+            amount_minor=amount,
+            region="eu",
+            currency="EUR",
+            ship_region="us",
+            ip_region="eu",
+            device_id=f"dev_{tag}",
+            client_ip=f"10.0.{secrets.randbelow(250)}.{i + 1}",
+            instrument_id=f"ins_{tag}_{i % 2}",
+            max_quantity=12,
+        )
+        history.add(order)
+    latest = history.latest()
+    assert latest is not None
+    writer = OnlineWriter(store)
+    for kind, entity in latest.entities():
+        view, key = fr.VIEWS[kind]
+        row = fr.feature_row(fr.features(kind, entity, history, latest))
+        pushed, written = f"push-{entity}", f"write-{entity}"
+        push_signals(store, view, [{**row, key: pushed}])
+        writer.write(view, [{**row, key: written}])
+        got = online(store, view, [pushed, written])
+        assert got[written] == got[pushed]
+        assert all(value is not None for value in got[written].values())

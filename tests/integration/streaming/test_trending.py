@@ -26,7 +26,7 @@ from pyflink.common import Row, RowKind
 from pipelines import control
 from pipelines.common.checkpoints import checkpoint_number, latest_checkpoint
 from pipelines.common.runner import Servers
-from pipelines.common.sinks import STATS_KEY, RedisApply
+from pipelines.common.sinks import STATS_KEY, RedisCommands, apply_commands
 from pipelines.trending import (
     ALL,
     JOB,
@@ -304,16 +304,16 @@ def _epoch_ms(text: str) -> int:
 
 
 def test_writer_and_top_on_redis(stream_servers: Servers, redis_client: redis.Redis) -> None:
-    """The job's Redis writer (through the sink's map) and the read side, without Flink."""
+    """The job's Redis writer (through the sink's functions) and the read side, without Flink."""
     scope = f"region:t{secrets.token_hex(3)}"
     end = 1_700_000_040_000
-    apply = RedisApply(stream_servers.redis_url, TrendingWriter(120))
-    apply.open(None)
+    to_commands = RedisCommands(TrendingWriter(120), 4)
+    client = redis.Redis.from_url(stream_servers.redis_url)
 
     def change(kind: RowKind, product_id: str, score: int, at: int = end) -> None:
         row = Row(scope, at, product_id, score)
         row.set_row_kind(kind)
-        apply.map(row)
+        apply_commands(client, [commands for _buffer, commands in to_commands.flat_map(row)])
 
     assert top(redis_client, scope, 3) == []
     change(RowKind.INSERT, "p-a", 4)
@@ -338,7 +338,7 @@ def test_writer_and_top_on_redis(stream_servers: Servers, redis_client: redis.Re
     assert window_top(redis_client, scope, end - 30_000, 5) == [("p-z", 1)]
     change(RowKind.INSERT, "p-y", 2, at=end + 30_000)
     assert top(redis_client, scope, 5) == [("p-y", 2)]
-    apply.close()
+    client.close()
 
 
 def test_weighted_top_n_per_scope_with_out_of_order_and_late_events(

@@ -4,6 +4,7 @@ feature rows matching the Feast views, and deterministic, schema-valid alerts.""
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import statistics
 import uuid
@@ -195,6 +196,33 @@ def test_history_dedupes_prunes_a_day_back_and_keeps_all_time_moments() -> None:
     assert "chk_1" not in h.evaluated
     assert h.moments == fr.Moments(3, 600, 100**2 + 200**2 + 300**2)
     assert h.latest() == order(3, T0 + fr.DAY_MS, 300)
+
+
+def test_history_state_round_trips_through_plain_tuples() -> None:
+    h = fr.History(account=fr.Account("eu", T0 - fr.DAY_MS))
+    full = replace(
+        order(1, T0, 100),
+        event_id="evt-1",
+        currency="EUR",
+        ship_region="us",
+        ip_region="eu",
+        device_id="dev_1",
+        client_ip="10.0.0.1",
+        instrument_id="ins_1",
+        max_quantity=12,
+    )
+    h.add(full)
+    h.add(order(2, T0 + 5, 250))
+    h.mark_evaluated(full)
+    h.due_ms["chk_2"] = 1_234
+    state = h.to_state()
+    assert pickle.loads(pickle.dumps(state)) == state
+    back = fr.History.from_state(state)
+    assert back == h
+    assert back.orders["chk_1"] == full
+    assert back.next_due() == 1_234
+    assert fr.History.from_state(fr.History().to_state()) == fr.History()
+    assert fr.History().next_due() is None
 
 
 def test_history_pending_overdue_and_earliest_registration() -> None:
@@ -446,7 +474,9 @@ def test_fan_out_routes_events_to_their_entities() -> None:
         "device:dev_1",
         "ip:10.0.0.1",
     ]
-    assert {record for _, record in out} == {(ORDER, fr.order_of(payload, T0, "eu", "evt"))}
+    order_fields = fr.order_fields(fr.order_of(payload, T0, "eu", "evt"))
+    assert {record for _, record in out} == {(ORDER, order_fields)}
+    assert fr.Order(*order_fields) == fr.order_of(payload, T0, "eu", "evt")
     registered = json.dumps({"customer_id": "cus_9", "region": "eu", "country": "DE"})
     assert list(fan_out(("evt", "user.registered", "eu", T0, registered))) == [
         ("customer:cus_9", (ACCOUNT, fr.Account("eu", T0)))

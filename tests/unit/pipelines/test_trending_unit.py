@@ -15,6 +15,7 @@ from pipelines.trending import (
     TrendingWriter,
     _interval,
     category_scope,
+    pane_s,
     region_category_scope,
     region_scope,
     sink_topics,
@@ -113,3 +114,11 @@ def test_job_declaration() -> None:
     }
     week = day.model_copy(update={"trending_window_s": 7 * 86_400})
     assert sink_topics(week)[TRENDING_TOPIC]["retention.ms"] == str(14 * 86_400_000)
+
+
+@pytest.mark.parametrize(
+    ("window_s", "slide_s", "pane"), [(3600, 60, 60), (60, 30, 30), (90, 60, 30), (7, 7, 7)]
+)
+def test_the_pane_tiles_window_and_slide(window_s: int, slide_s: int, pane: int) -> None:
+    assert pane_s(window_s, slide_s) == pane
+    assert window_s % pane == 0 and slide_s % pane == 0
