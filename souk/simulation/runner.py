@@ -416,7 +416,7 @@ class Simulation:
         currency = account.profile.currency
         cart_id = self._open_cart(http, account, signed_in, currency)
         headers = bearer(account.token) if signed_in and account.token else {}
-        lines = self._fill_cart(http, cart_id, plan.lines, headers)
+        lines = self._fill_cart(http, cart_id, plan.lines, headers, session_id)
         lines = self._edit_cart(http, plan, cart_id, lines, headers)
         self._send_events(http, events, account if signed_in else None)
         if plan.outcome == "abandon":
@@ -429,7 +429,9 @@ class Simulation:
             self._count(cart_merges=1)
         for burst_index in range(plan.orders):
             if burst_index > 0:
-                lines = self._fill_cart(http, cart_id, plan.lines, bearer(self._token(account)))
+                lines = self._fill_cart(
+                    http, cart_id, plan.lines, bearer(self._token(account)), session_id
+                )
             if not lines:
                 return  # nothing left in stock to buy
             self._checkout(http, plan, account, cart_id, burst_index, label)
@@ -720,8 +722,10 @@ class Simulation:
         cart_id: str,
         lines: Sequence[LinePlan],
         headers: Mapping[str, str],
+        session_id: str,
     ) -> list[LinePlan]:
-        """Add the planned lines; the ones the cart accepted (409: out of stock)."""
+        """Add the planned lines; the ones the cart accepted (409: out of stock). The
+        storefront session goes along, so cart events join the session's views (funnels)."""
         accepted = []
         for line in lines:
             response = self._call(
@@ -730,7 +734,7 @@ class Simulation:
                 "/v1/carts/{cart_id}/items",
                 (200, 201, 409),
                 path=f"/v1/carts/{cart_id}/items",
-                json={"sku": line.sku, "quantity": line.quantity},
+                json={"sku": line.sku, "quantity": line.quantity, "session_id": session_id},
                 headers=headers,
             )
             if response.status_code == 409:

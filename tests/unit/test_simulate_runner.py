@@ -88,6 +88,7 @@ class FakeShop:
     searches: dict[str, dict[str, Any]] = field(default_factory=dict)  # search id -> answer
     served: dict[str, dict[str, Any]] = field(default_factory=dict)  # recommendation id -> list
     widget_calls: list[tuple[str, str | None]] = field(default_factory=list)  # (path, customer)
+    added_in_sessions: list[str | None] = field(default_factory=list)  # add-to-cart sessions
 
     def __post_init__(self) -> None:
         self.stock = self.shop.initial_stock()
@@ -254,6 +255,8 @@ class FakeShop:
         if method == "DELETE":
             return httpx.Response(200 if lines.pop(parts[2], None) else 404, json={})
         sku = body.get("sku") or parts[2]
+        if method == "POST":
+            self.added_in_sessions.append(body.get("session_id"))
         wanted = body["quantity"] + (lines.get(sku, 0) if method == "POST" else 0)
         if wanted > self.stock[sku]:
             return problem(409, "insufficient_stock", sku=sku)
@@ -328,6 +331,9 @@ def test_a_run_places_orders_and_counts_what_happened() -> None:
     assert report.checkouts_out_of_stock + report.items_refused > 0  # 5 units per SKU
     assert report.events_sent == len(shop.events)
     assert {e["type"] for e in shop.events} >= {"product.viewed", "search.performed"}
+    # Cart additions name their storefront session, the one its views carry (funnels).
+    viewed_in = {e["payload"]["session_id"] for e in shop.events if e["type"] == "product.viewed"}
+    assert shop.added_in_sessions and set(shop.added_in_sessions) <= viewed_in
     assert report.cart_merges > 0 and report.carts_abandoned > 0
     assert all(units >= 0 for units in shop.stock.values())
     assert report.fraud_sessions == len(report.fraud_labels) > 0
