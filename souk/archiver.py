@@ -7,64 +7,36 @@ archiver resumes from the offsets its Delta commits recorded, so a stop or crash
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import sys
 import time
-from pathlib import Path
-
-import psutil
 
 from souk.settings import Settings
-from souk.stack import procs
+from souk.stack.detached import DetachedModule
 
 #: How long a started archiver must stay alive to count as started.
 SETTLE_S = 2.0
 
-
-def _run_file(settings: Settings) -> Path:
-    return settings.state_dir / "archiver.json"
+ARCHIVER = DetachedModule("archiver", "jobs.archive", "the archiver")
 
 
 def running_pid(settings: Settings) -> int | None:
     """The pid of this home's running archiver, or None."""
-    path = _run_file(settings)
-    try:
-        pid = int(json.loads(path.read_text())["pid"])
-        return pid if procs.is_running(psutil.Process(pid)) else None
-    except (OSError, ValueError, KeyError, psutil.Error):
-        return None
+    return ARCHIVER.running_pid(settings)
 
 
 def start(settings: Settings) -> str:
     """Start the archiver in the background (unless it runs); return where it runs."""
-    from pipelines.control import settings_env
-
-    pid = running_pid(settings)
+    pid = ARCHIVER.running_pid(settings)
     if pid is not None:
         return f"already running (pid {pid})"
-    log = settings.state_dir / "archiver.log"
-    env = {**os.environ, **settings_env(settings)}
-    proc = procs.spawn_detached([sys.executable, "-m", "jobs.archive"], log, Path.cwd(), env)
-    _run_file(settings).write_text(json.dumps({"pid": proc.pid, "log": str(log)}))
+    proc = ARCHIVER.spawn(settings)
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            _run_file(settings).unlink(missing_ok=True)
-            lines = log.read_text(errors="replace").strip().splitlines()
-            raise RuntimeError(f"the archiver exited: {lines[-1] if lines else 'no output'}")
+        if (error := ARCHIVER.exited(settings, proc)) is not None:
+            raise error
         time.sleep(0.1)
-    return f"running (pid {proc.pid}, log {log})"
+    return f"running (pid {proc.pid}, log {ARCHIVER.log_file(settings)})"
 
 
 def stop(settings: Settings) -> bool:
     """Stop this home's archiver; False if none was running."""
-    pid = running_pid(settings)
-    _run_file(settings).unlink(missing_ok=True)
-    if pid is None:
-        return False
-    with contextlib.suppress(psutil.Error):
-        procs.stop_process(psutil.Process(pid), timeout=30.0, first_signal=signal.SIGTERM)
-    return True
+    return ARCHIVER.stop(settings)

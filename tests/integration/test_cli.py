@@ -58,6 +58,10 @@ def test_up_status_down_leaves_nothing_behind(home: Path) -> None:
     assert archiving, up.stdout
     archiver = psutil.Process(int(archiving.group(1)))
     assert "jobs.archive" in " ".join(archiver.cmdline())
+    loading = re.search(r"analytics loader: running \(pid (\d+), queries on http", up.stdout)
+    assert loading, up.stdout
+    loader = psutil.Process(int(loading.group(1)))
+    assert "jobs.analytics.loader" in " ".join(loader.cmdline())
 
     status = souk(home, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -80,10 +84,12 @@ def test_up_status_down_leaves_nothing_behind(home: Path) -> None:
     down = souk(home, "down")
     assert down.returncode == 0, down.stderr
     assert "stopped the archiver" in down.stdout
+    assert "stopped the analytics loader" in down.stdout
     for process in [
         *(psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)),
         *children,
         archiver,
+        loader,
     ]:
         with contextlib.suppress(psutil.NoSuchProcess):
             assert process.status() == psutil.STATUS_ZOMBIE, f"{process} still running"
