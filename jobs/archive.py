@@ -39,7 +39,12 @@ from jobs.lake.tables import BRONZE_KEYS, BRONZE_PARTITIONS, BRONZE_SCHEMA, bron
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings, get_settings
-from transactional.shared.kafka import LIBRDKAFKA_LOG, KafkaClientSettings, consumer_config
+from transactional.shared.kafka import (
+    LIBRDKAFKA_LOG,
+    KafkaClientSettings,
+    consume_batch,
+    consumer_config,
+)
 
 _LOG = logging.getLogger("souk.lake.archive")
 
@@ -165,20 +170,9 @@ class Archiver:
 
     def poll_batch(self) -> list[Message]:
         """Up to ``batch_max`` records, waiting at most ``batch_wait_s`` for them."""
-        deadline = time.monotonic() + self.batch_wait_s
-        batch: list[Message] = []
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            got = self.consumer.consume(min(self.batch_max - len(batch), 1000), timeout=left)
-            for message in got:
-                error = message.error()
-                if error is None:
-                    batch.append(message)
-                elif not error.retriable() and error.fatal():
-                    raise RuntimeError(f"archiver: Kafka error {error}")
-        return batch
+        return consume_batch(
+            self.consumer, max_records=self.batch_max, wait_s=self.batch_wait_s, who="archiver"
+        )
 
     def archive(self, messages: Sequence[Message]) -> int:
         """Write one batch to the bronze tables; return the events newly archived."""

@@ -46,7 +46,12 @@ from jobs.analytics.schema import DATA_TABLES, OFFSETS_TABLE, RATES_TABLE, ddl
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings, get_settings
-from transactional.shared.kafka import LIBRDKAFKA_LOG, KafkaClientSettings, consumer_config
+from transactional.shared.kafka import (
+    LIBRDKAFKA_LOG,
+    KafkaClientSettings,
+    consume_batch,
+    consumer_config,
+)
 
 _LOG = logging.getLogger("souk.analytics.loader")
 _DECODER = msgspec.json.Decoder(Envelope)
@@ -244,19 +249,12 @@ class Loader:
 
     def poll_batch(self) -> list[Message]:
         """Up to ``batch_max`` records, waiting at most ``batch_wait_s`` for them."""
-        deadline = time.monotonic() + self.batch_wait_s
-        batch: list[Message] = []
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            got = self.consumer.consume(min(self.batch_max - len(batch), 1000), timeout=left)
-            for message in got:
-                error = message.error()
-                if error is None:
-                    batch.append(message)
-                elif not error.retriable() and error.fatal():
-                    raise RuntimeError(f"analytics loader: Kafka error {error}")
+        batch = consume_batch(
+            self.consumer,
+            max_records=self.batch_max,
+            wait_s=self.batch_wait_s,
+            who="analytics loader",
+        )
         return [m for m in batch if (m.topic(), m.partition()) not in self._revoked]
 
     def load(self, messages: Sequence[Message]) -> int:

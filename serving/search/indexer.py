@@ -37,7 +37,12 @@ from schemas.orders import OrderPlaced
 from schemas.registry import REGISTRY, SchemaError, topic_for
 from serving.search.model import ProductDoc, apply_snapshot, set_stock
 from serving.search.ports import SearchIndex
-from transactional.shared.kafka import LIBRDKAFKA_LOG, KafkaClientSettings, consumer_config
+from transactional.shared.kafka import (
+    LIBRDKAFKA_LOG,
+    KafkaClientSettings,
+    consume_batch,
+    consumer_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -309,19 +314,15 @@ class SearchIndexer:
         return written
 
     def poll_batch(self) -> list[Message]:
-        """Up to ``batch_max`` records within ``batch_wait_s``."""
-        deadline = time.monotonic() + self.batch_wait_s
-        batch: list[Message] = []
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            for message in self.consumer.consume(min(self.batch_max - len(batch), 500), left):
-                if message.error() is None:
-                    batch.append(message)
-            if batch:  # latency first: apply what arrived instead of filling the batch
-                break
-        return batch
+        """Up to ``batch_max`` records within ``batch_wait_s``; latency first: what the first
+        poll brings is applied instead of filling the batch."""
+        return consume_batch(
+            self.consumer,
+            max_records=self.batch_max,
+            wait_s=self.batch_wait_s,
+            who="search indexer",
+            first_only=True,
+        )
 
     def run(self, stop: threading.Event, *, idle_exit_s: float | None = None) -> IndexerStats:
         """Index until ``stop`` (or ``idle_exit_s`` without records once assigned)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,29 @@ class KafkaEventPublisher:
     def close(self) -> None:
         """Deliver what is queued (bounded wait)."""
         self._producer.flush(10)
+
+
+def consume_batch(
+    consumer: Any, *, max_records: int, wait_s: float, who: str, first_only: bool = False
+) -> list[Message]:
+    """Up to ``max_records`` records within ``wait_s`` (with ``first_only``, whatever the first
+    poll that returns records brings: latency before batch size). Per-record errors librdkafka
+    retries itself are skipped; a fatal one raises RuntimeError naming ``who``."""
+    deadline = time.monotonic() + wait_s
+    batch: list[Message] = []
+    while len(batch) < max_records:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for message in consumer.consume(min(max_records - len(batch), 1000), timeout=left):
+            error = message.error()
+            if error is None:
+                batch.append(message)
+            elif not error.retriable() and error.fatal():
+                raise RuntimeError(f"{who}: Kafka error {error}")
+        if first_only and batch:
+            break
+    return batch
 
 
 def admin_client(bootstrap: str) -> AdminClient:
