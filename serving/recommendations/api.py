@@ -75,6 +75,18 @@ def _principal_of(maybe_principal: Principal | None) -> tuple[str | None, frozen
     return maybe_principal.customer_id, maybe_principal.roles
 
 
+def _request(
+    recommendations: RecommendationService,
+    maybe_principal: Principal | None,
+    region: str | None,
+    session_id: str | None,
+) -> Request:
+    """Who asks, from where: the asked region, else the caller's home region."""
+    customer, _ = _principal_of(maybe_principal)
+    home = maybe_principal.region if maybe_principal else None
+    return Request(recommendations.region(region, home), session_id, customer)
+
+
 class RecommendationsController(Controller):
     """/v1/recommendations: similar items, for-you, bought together."""
 
@@ -101,9 +113,7 @@ class RecommendationsController(Controller):
         session_id: Session = None,
     ) -> RecommendationsOut:
         """Products similar to ``product_id`` (404 ``product_not_found`` if unknown)."""
-        customer, _ = _principal_of(maybe_principal)
-        home = maybe_principal.region if maybe_principal else None
-        request = Request(recommendations.region(region, home), session_id, customer)
+        request = _request(recommendations, maybe_principal, region, session_id)
         return RecommendationsOut.of(recommendations.similar(product_id, limit, request))
 
     @get(
@@ -162,9 +172,7 @@ class RecommendationsController(Controller):
         session_id: Session = None,
     ) -> RecommendationsOut:
         """Products bought together with ``product_id`` (404 ``product_not_found``)."""
-        customer, _ = _principal_of(maybe_principal)
-        home = maybe_principal.region if maybe_principal else None
-        request = Request(recommendations.region(region, home), session_id, customer)
+        request = _request(recommendations, maybe_principal, region, session_id)
         return RecommendationsOut.of(recommendations.bought_together(product_id, limit, request))
 
 
@@ -195,10 +203,8 @@ class FeedController(Controller):
         session_id: Session = None,
     ) -> RecommendationsOut:
         """The home feed; guests get their region's trending."""
-        customer, _ = _principal_of(maybe_principal)
-        home = maybe_principal.region if maybe_principal else None
-        request = Request(recommendations.region(region, home), session_id, customer)
-        return RecommendationsOut.of(recommendations.feed(customer, limit, request))
+        request = _request(recommendations, maybe_principal, region, session_id)
+        return RecommendationsOut.of(recommendations.feed(request.customer_id, limit, request))
 
 
 class TrendingController(Controller):
