@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -188,18 +189,31 @@ def test_swap_and_rollback_under_concurrent_queries(tmp_path: Path) -> None:
             except BaseException as exc:  # every error fails the test
                 errors.append(exc)
 
+    def readers_see(wanted: frozenset[str], since: int) -> bool:
+        # The concurrent readers (not only this thread) pick the switched version up.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if wanted in seen[since:]:
+                return True
+            time.sleep(0.01)
+        return False
+
     threads = [threading.Thread(target=query) for _ in range(4)]
     for thread in threads:
         thread.start()
     try:
         for round_ in range(3):
             version = index.build_version("eu", new)
+            mark = len(seen)
             index.activate("eu", version)
             assert set(ids(service, q="headphones", page_size=50)) == new_ids
+            assert readers_see(new_ids, mark)
             # The first time the default (the previous version), then by name.
+            mark = len(seen)
             back, to = rollback(index, "eu", None if round_ == 0 else first)
             assert (back, to) == (version, first)
             assert set(ids(service, q="headphones", page_size=50)) == old_ids
+            assert readers_see(old_ids, mark)
     finally:
         stop.set()
         for thread in threads:
