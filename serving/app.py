@@ -48,6 +48,11 @@ DOMAIN_ROUTES: dict[str, str] = {
     "fraud": "serving.fraud.api",
     # --- analytics ---
     "analytics": "serving.analytics.api",
+    # money (issue 12): each domain's block is edited only by its owner
+    # --- payments ---
+    # --- ledger ---
+    # --- billing ---
+    # --- returns ---
 }
 
 

@@ -62,6 +62,11 @@ app.add_typer(
 from souk.analytics_cli import analytics_app  # noqa: E402 - kept inside this block
 
 app.add_typer(analytics_app, name="analytics", help="Analytics: load, query, metrics.")
+# money (issue 12): each block is edited only by its owner
+# --- vault ---
+# --- ledger ---
+# --- billing ---
+# --- returns ---
 app.command("simulate")(simulate)
 
 

@@ -246,4 +246,10 @@ def build_services(
 
     # Reads through the loader's loopback endpoint (or SOUK_ANALYTICS_URL), per request.
     provided["analytics"] = build_analytics(settings)
+    # money (issue 12): each block wires one domain, edited only by its owner.
+    # --- payments ---
+    # --- vault ---
+    # --- ledger ---
+    # --- billing ---
+    # --- returns ---
     return services

@@ -248,6 +248,18 @@ class Settings(BaseSettings):
     fraud_model_check_s: float = Field(default=10.0, gt=0)
     # --- end fraud ---
 
+    # money (issue 12): each block is edited only by its owner
+    # --- payments ---
+    # --- end payments ---
+    # --- vault ---
+    # --- end vault ---
+    # --- ledger ---
+    # --- end ledger ---
+    # --- billing ---
+    # --- end billing ---
+    # --- returns ---
+    # --- end returns ---
+
     @field_validator("regions", mode="before")
     @classmethod
     def _split_regions(cls, value: object) -> object:
