@@ -30,6 +30,7 @@ __all__ = [
     "PaymentMethod",
     "Quantity",
     "RegionCode",
+    "TaxRate",
     "Timestamp",
     "require_same_currency",
 ]
@@ -49,6 +50,14 @@ Locale = Annotated[str, msgspec.Meta(pattern="^[a-z]{2,3}(-[A-Z]{2})?$", example
 Quantity = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+TaxRate = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{1,2}(\.[0-9]{1,4})?$",
+        description="a tax rate in percent, as a decimal string",
+        examples=["19", "6.625"],
+    ),
+]
 
 Channel = Literal["web", "ios", "android", "admin"]
 PaymentMethod = Literal["card", "wallet", "emi", "upi", "net_banking", "cod", "gift_card"]
@@ -94,6 +103,11 @@ class LineItem(msgspec.Struct, frozen=True, kw_only=True):
     # None until checkout reserves stock in a specific warehouse.
     warehouse_id: Id | None = None
     discount: Money | None = None  # total discount on this line, not per unit
+    # The whole line's tax (None: not computed, e.g. before checkout), its rate in percent,
+    # and whether it is inside the unit price (tax-inclusive regions) or added on top.
+    tax: Money | None = None
+    tax_rate: TaxRate | None = None
+    tax_included: bool | None = None
 
     def __post_init__(self) -> None:
-        require_same_currency(self.unit_price, self.discount)
+        require_same_currency(self.unit_price, self.discount, self.tax)

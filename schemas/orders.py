@@ -60,10 +60,18 @@ class OrderTotals(msgspec.Struct, frozen=True, kw_only=True):
     shipping: Money
     tax: Money
     grand_total: Money
+    # The tax inside the subtotal when prices include it (eu, in): part of what was paid,
+    # not added on top; ``tax`` is the tax added on top (us). None: not computed.
+    tax_included: Money | None = None
 
     def __post_init__(self) -> None:
         require_same_currency(
-            self.subtotal, self.discount, self.shipping, self.tax, self.grand_total
+            self.subtotal,
+            self.discount,
+            self.shipping,
+            self.tax,
+            self.grand_total,
+            self.tax_included,
         )
         expected = (
             self.subtotal.amount_minor

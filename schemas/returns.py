@@ -18,9 +18,11 @@ __all__ = [
     "ItemCondition",
     "ReceivedLine",
     "RefundIssued",
+    "ReturnApproved",
     "ReturnLine",
     "ReturnReason",
     "ReturnReceived",
+    "ReturnRejected",
     "ReturnRequested",
 ]
 
@@ -60,6 +62,26 @@ class ReturnRequested(msgspec.Struct, frozen=True, kw_only=True):
     comment: str | None = None
 
 
+class ReturnApproved(msgspec.Struct, frozen=True, kw_only=True):
+    """return.approved: the seller or an admin accepted the return; the parcel may be sent."""
+
+    return_id: Id
+    order_id: Id
+    customer_id: Id
+    approved_by: Id  # "seller:<id>" or "admin:<id>"
+    note: str | None = None
+
+
+class ReturnRejected(msgspec.Struct, frozen=True, kw_only=True):
+    """return.rejected: the seller or an admin refused the return; nothing is refunded."""
+
+    return_id: Id
+    order_id: Id
+    customer_id: Id
+    rejected_by: Id
+    note: str | None = None
+
+
 class ReturnReceived(msgspec.Struct, frozen=True, kw_only=True):
     """return.received: the returned parcel arrived and was inspected."""
 
@@ -84,6 +106,8 @@ class RefundIssued(msgspec.Struct, frozen=True, kw_only=True):
 
 SPECS = (
     EventSpec("return.requested", 1, "returns", "return", ReturnRequested, "return_id"),
+    EventSpec("return.approved", 1, "returns", "return", ReturnApproved, "return_id"),
+    EventSpec("return.rejected", 1, "returns", "return", ReturnRejected, "return_id"),
     EventSpec("return.received", 1, "returns", "return", ReturnReceived, "return_id"),
     EventSpec("refund.issued", 1, "returns", "return", RefundIssued, "return_id"),
 )

@@ -31,6 +31,17 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! command -v useradd >/dev/null 2>&1; then
     apt_install passwd
 fi
+# --- billing (issue 12) ---
+# The invoice test OCRs a rendered invoice PDF with Tesseract (pytesseract drives the binary).
+if ! command -v tesseract >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        apt_install tesseract-ocr
+    else
+        echo "warning: tesseract-ocr is missing; the invoice OCR test needs it" \
+            "(sudo apt-get install tesseract-ocr)" >&2
+    fi
+fi
+# --- end billing ---
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"

@@ -50,9 +50,12 @@ DOMAIN_ROUTES: dict[str, str] = {
     "analytics": "serving.analytics.api",
     # money (issue 12): each domain's block is edited only by its owner
     # --- payments ---
+    "payments": "transactional.payments.api",
     # --- ledger ---
     # --- billing ---
+    "billing": "transactional.billing.api",  # GET /v1/orders/{id}/invoice (PDF)
     # --- returns ---
+    "returns": "transactional.returns.api",
 }
 
 

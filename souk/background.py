@@ -34,7 +34,7 @@ def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
     checkout: CheckoutService = services["checkout"]
     inventory: InventoryService = services["inventory"]
     orders: OrderService = services["orders"]
-    return [
+    tasks = [
         # First run at start-up: sagas a crashed process left behind are taken over at once.
         PeriodicTask(
             "checkout.recover", max(settings.saga_recovery_after_s / 2, 0.5), checkout.recover
@@ -51,6 +51,23 @@ def housekeeping_tasks(services: Services) -> list[PeriodicTask]:
         # Redis counters drift after crashes; PostgreSQL is the truth, so repair from it.
         PeriodicTask("inventory.reconcile", 60.0, lambda: _reconcile(inventory)),
     ]
+    returns = services.provided.get("returns")
+    if returns is not None:
+        # A received return whose restock or refund a crash left unfinished: finish it.
+        after = settings.returns_retry_after_s
+        tasks.append(
+            PeriodicTask(
+                "returns.finish_unfinished",
+                min(after / 2, 60.0),
+                lambda: returns.finish_unfinished(older_than_s=after),
+            )
+        )
+    wallet = services.provided.get("wallet")
+    if wallet is not None:
+        # A top-up whose card was charged but whose credit a crash (or an unretried timeout)
+        # left pending: finish it, so money taken always reaches the wallet.
+        tasks.append(PeriodicTask("wallet.resume_top_ups", 30.0, wallet.resume_pending))
+    return tasks
 
 
 def _reconcile(inventory: InventoryService) -> str | None:

@@ -63,9 +63,22 @@ from souk.analytics_cli import analytics_app  # noqa: E402 - kept inside this bl
 
 app.add_typer(analytics_app, name="analytics", help="Analytics: load, query, metrics.")
 # money (issue 12): each block is edited only by its owner
+# --- payments ---
+from souk.payments_cli import payments_app  # noqa: E402 - kept inside this block
+
+app.add_typer(payments_app, name="payments", help="Payments: the sandbox providers (UPI payers).")
 # --- vault ---
+from souk.vault_cli import vault_app  # noqa: E402 - kept inside this block
+
+app.add_typer(vault_app, name="vault", help="Card vault: KEK rotation and status.")
 # --- ledger ---
+from souk.ledger_cli import ledger_app  # noqa: E402 - kept inside this block
+
+app.add_typer(ledger_app, name="ledger", help="Ledger: invariants check, seller payouts.")
 # --- billing ---
+from souk.billing_cli import billing_app  # noqa: E402 - kept inside this block
+
+app.add_typer(billing_app, name="billing", help="Billing: invoice PDFs, the invoicing consumer.")
 # --- returns ---
 app.command("simulate")(simulate)
 

@@ -91,6 +91,21 @@ def serve(
     activity_thread = threading.Thread(
         target=run_activity, args=(settings, relay_stop), name="souk-recs-activity", daemon=True
     )
+    # --- billing (issue 12) ---
+    # Invoices of paid orders and credit notes of refunds, from the orders and payments
+    # topics (the invoicing consumer group; each event applied once through the inbox).
+    invoicing_thread = None
+    if settings.invoices_enabled:
+        from souk.billing import invoice_forever
+
+        invoicing_thread = threading.Thread(
+            target=invoice_forever,
+            args=(settings, database_url, kafka_url, relay_stop),
+            name="souk-invoicing",
+            daemon=True,
+        )
+        invoicing_thread.start()
+    # --- end billing ---
     housekeeper.start()
     activity_thread.start()
     if search_thread is not None:
@@ -135,4 +150,6 @@ def serve(
             search_thread.join(timeout=15)
         suggest_thread.join(timeout=10)
         activity_thread.join(timeout=15)
+        if invoicing_thread is not None:
+            invoicing_thread.join(timeout=15)
         services.close()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from serving.fraud.screen import LazyFraudScreen
 from souk.settings import Settings
+from souk.vault_wiring import build_card_vault
 from souk.wiring import build_outbox
 from transactional.carts.adapters import PipelinedShelf, customer_currency_of
 from transactional.carts.repository import RedisCarts, SqlCartsUnitOfWork
@@ -93,7 +94,10 @@ def payment_gateway(
             "the only adapter is 'sandbox'"
         )
     return SandboxCardGateway(
-        SqlSandboxLedger(engine), clock=clock, latency_s=settings.sandbox_latency_ms / 1000
+        # The sandbox's cards are sealed by the card vault (SOUK_VAULT_*).
+        SqlSandboxLedger(engine, build_card_vault(settings, engine)),
+        clock=clock,
+        latency_s=settings.sandbox_latency_ms / 1000,
     )
 
 
@@ -192,6 +196,7 @@ def build_services(
         if settings.fraud_screen
         else None,
         review_ttl_s=settings.fraud_review_ttl_s,
+        action_ttl_s=settings.payment_action_ttl_s,  # waiting on the payer (3DS, UPI)
     )
     tracking = TrackingService(
         uow_of(SqlUnitOfWork),
@@ -248,8 +253,56 @@ def build_services(
     provided["analytics"] = build_analytics(settings)
     # money (issue 12): each block wires one domain, edited only by its owner.
     # --- payments ---
+    from souk.wallet_wiring import wire_wallet
+
+    # WALLET: the card gateway behind the regional router (retried on timeouts), with the
+    # wallet and split (wallet + card) adapters; provides `wallet`. Before ASYNC's UPI wrap.
+    wire_wallet(provided, settings, engine, outbox, clock)
+    from souk.async_payments_wiring import wire_async_payments
+
+    # ASYNC: UPI (the UPI sandbox) beside the cards, the 3-D Secure page, signed webhooks; a
+    # payer's answer drives its waiting checkout on.
+    wire_async_payments(provided, settings, engine, outbox, clock)
     # --- vault ---
     # --- ledger ---
+    from transactional.ledger.commission import load_commission, use_rates
+
+    # Captures and refunds are booked by the payment and checkout units of work themselves
+    # (same transaction); this only sets the commission table they book with.
+    use_rates(load_commission(settings.ledger_commission_file))
+    checkout.book_ledger = settings.ledger_hot_path
     # --- billing ---
+    from souk.billing import tax_rules
+    from transactional.billing.service import BillingService
+
+    # Tax at checkout from the rules file (loaded once; None: SOUK_TAX_ENABLED=false); the
+    # invoices themselves are issued by the invoicing consumer (souk/billing.py).
+    checkout.tax = billing_tax = tax_rules(settings)
+    provided["billing"] = BillingService(engine, tax=billing_tax, clock=clock)
     # --- returns ---
+    from transactional.inventory.directory import SellerDirectory as _ReturnsSellers
+    from transactional.returns.adapters import (
+        CatalogCategories,
+        InventoryReturns,
+        PaymentRefunds,
+        load_windows,
+    )
+    from transactional.returns.adapters import OrdersAdapter as ReturnsOrders
+    from transactional.returns.repository import SqlReturnsUnitOfWork
+    from transactional.returns.service import ReturnService
+
+    # Refunds go back through the payment service: a card's gateway, or the wallet's (a
+    # wallet payment's refund credits the wallet), booking the ledger's reversal with it.
+    provided["returns"] = ReturnService(
+        uow_of(SqlReturnsUnitOfWork),
+        orders=ReturnsOrders(orders),
+        categories=CatalogCategories(catalog),
+        stock=InventoryReturns(inventory),
+        destinations=PaymentRefunds(provided.get("payments", payments)),
+        sellers=_ReturnsSellers(sellers),
+        windows=load_windows(settings.returns_windows_file),
+        auto_refund=settings.returns_auto_refund,
+        clock=clock,
+    )
+    # --- end returns ---
     return services

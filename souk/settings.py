@@ -250,14 +250,90 @@ class Settings(BaseSettings):
 
     # money (issue 12): each block is edited only by its owner
     # --- payments ---
+    # (ASYNC) A checkout waiting on the payer (3-D Secure challenge, UPI collect) this long is
+    # voided and its order cancelled by recovery.
+    payment_action_ttl_s: float = Field(default=900.0, gt=0)
+    # Shared HMAC-SHA256 secrets per webhook provider, as JSON
+    # (SOUK_PAYMENT_WEBHOOK_SECRETS='{"sandbox-upi": "..."}'); the default is the sandbox's.
+    payment_webhook_secrets: dict[str, str] = Field(
+        default_factory=lambda: {"sandbox-upi": "whsec_sandbox_upi_dev"}, repr=False
+    )
+    # A delivery signed further than this from now is refused (replayed captures).
+    payment_webhook_tolerance_s: float = Field(default=300.0, gt=0)
+    # The UPI sandbox's own deadline for a collect request nobody answers.
+    upi_collect_ttl_s: float = Field(default=600.0, gt=0)
+    # (WALLET) Which adapter serves each region and method: "<region>.<method>=<adapter>"
+    # pairs, comma-separated ("*" matches any region). Adapters: the card gateway
+    # (SOUK_PAYMENT_GATEWAY, "sandbox"), "wallet" and "split" (wallet + card); a method with no
+    # route goes to the card gateway.
+    payment_routes: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {
+            "eu.card": "sandbox",
+            "us.card": "sandbox",
+            "in.card": "sandbox",
+            "*.emi": "sandbox",
+            "*.wallet": "wallet",
+        }
+    )
+    # A gateway call that timed out is retried with the same idempotency key: at most this
+    # many calls in all, waits doubling from initial (with as much jitter) up to max_wait,
+    # no retry started after the deadline.
+    payment_retry_attempts: int = Field(default=3, ge=1, le=10)
+    payment_retry_initial_s: float = Field(default=0.05, ge=0)
+    payment_retry_max_wait_s: float = Field(default=1.0, ge=0)
+    payment_retry_deadline_s: float = Field(default=5.0, gt=0)
+    # EMI plans per region and bank (annual rates); unset: transactional/payments/emi_rates.toml
+    emi_rates_file: Path | None = None
+
+    @field_validator("payment_routes", mode="before")
+    @classmethod
+    def _parse_payment_routes(cls, value: object) -> object:
+        if isinstance(value, str):
+            from transactional.payments.routing import parse_routes
+
+            routes = parse_routes(value)
+            return {f"{region}.{method}": name for (region, method), name in routes.items()}
+        return value
+
     # --- end payments ---
     # --- vault ---
+    # The card vault's key-encryption key (KEK): "file" (a keyring file, created 0600 on first
+    # use), "settings" (SOUK_VAULT_KEK) or "aws-kms" (SOUK_VAULT_KMS_*; production).
+    vault_kek_source: str = Field(default="file", pattern="^(file|settings|aws-kms)$")
+    vault_key_file: Path | None = None  # unset: SOUK_HOME/vault/kek.json
+    # "id=<base64 of 32 random bytes>" pairs, comma-separated, the last one current (never
+    # shown in a repr). Rotate by appending a pair, then `souk vault rotate-key --no-new-key`.
+    vault_kek: str | None = Field(default=None, repr=False)
+    vault_kms_url: str | None = None  # a KMS endpoint (VPC endpoint, test server); unset: AWS's
+    vault_kms_key_id: str = Field(default="alias/souk-card-vault", pattern=r"^alias/[\w/_-]+$")
+    vault_kms_region: str = "eu-west-1"
+    vault_rotation_batch: int = Field(default=500, ge=1)  # data keys re-wrapped per commit
     # --- end vault ---
     # --- ledger ---
+    # The platform's commission per category or seller (TOML; see transactional/ledger/
+    # commission.toml, the default when unset).
+    ledger_commission_file: Path | None = None
+    # `souk ledger payouts --book` pays a seller only what reaches this (minor units).
+    ledger_payout_minimum_minor: int = Field(default=1, ge=1)
+    # Book captures in the checkout's T2 (false only for a benchmark's baseline run: the
+    # hot path's captures then go unbooked and `souk ledger check` fails).
+    ledger_hot_path: bool = True
     # --- end ledger ---
     # --- billing ---
+    # Tax at checkout from the rules file (false: lines untaxed, e.g. the bench's baseline).
+    tax_enabled: bool = True
+    tax_rules_file: Path | None = None  # unset: transactional/billing/tax_rules.toml
+    # `souk serve` runs the invoicing consumer (order.paid → invoices, payment.refunded →
+    # credit notes); false: invoices only on demand (`souk billing invoice`).
+    invoices_enabled: bool = True
     # --- end billing ---
     # --- returns ---
+    returns_windows_file: Path | None = None  # unset: transactional/returns/return_windows.toml
+    # Receiving a return refunds it at once (false: an admin POSTs /v1/returns/{id}/refund).
+    returns_auto_refund: bool = True
+    # A received return whose stock move or refund a crash left unfinished is completed by
+    # `souk serve` once it has been untouched this long.
+    returns_retry_after_s: float = Field(default=60.0, gt=0)
     # --- end returns ---
 
     @field_validator("regions", mode="before")

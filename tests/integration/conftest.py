@@ -7,6 +7,7 @@ that cannot start is an error, never a skip.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -32,10 +33,14 @@ from transactional.shared.migrations import upgrade_database
 def souk_settings() -> Iterator[Settings]:
     """Settings with a private state folder for this test worker."""
     home = temporary_home("souk-test-")  # not tmp_path: the embedded PostgreSQL must enter it
+    # Processes sharing a database share its card vault's key: apps and `souk serve`
+    # subprocesses given homes of their own inherit this worker's key file.
+    os.environ["SOUK_VAULT_KEY_FILE"] = str(home / "vault" / "kek.json")
     # Cheap password hashing: the suite registers thousands of customers on 2 cores.
     yield Settings(  # type: ignore[call-arg]
         home=home, _env_file=None, password_time_cost=1, password_memory_kib=1024
     )
+    os.environ.pop("SOUK_VAULT_KEY_FILE", None)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -112,3 +117,49 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session = spark_session(settings, "souk-tests")
     yield session
     session.stop()
+
+
+# --- ledger ---
+# The ledger's invariants (transactional/ledger/check.py) after every module that used the
+# test database: a violation fails the module (at its last test's teardown), reported once.
+_LEDGER_REPORTED: set[Any] = set()
+
+
+def _started(request: pytest.FixtureRequest, name: str) -> Any:
+    """The value of a session fixture if this worker created it already, else None (a
+    module that never touched the database does not start the stack for the check)."""
+    definitions = request.session._fixturemanager.getfixturedefs(name, request.node)
+    cached = definitions[-1].cached_result if definitions else None
+    if cached is None or cached[2] is not None:  # never set up, or its setup failed
+        return None
+    return cached[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the module: every transaction balanced, balances equal their postings, and
+    per order captured minus refunded equals what the ledger holds."""
+    yield
+    endpoints = _started(request, "endpoints")
+    if endpoints is None:
+        return
+    from transactional.ledger.check import SqlLedgerSource, check
+
+    engine = _started(request, "engine")
+    own = engine is None
+    if own:
+        engine = create_db_engine(endpoints.database_url, pool_size=1, application_name="ledger")
+    try:
+        with engine.connect() as connection:
+            found = check(SqlLedgerSource(connection))
+    finally:
+        if own:
+            engine.dispose()
+    new = [violation for violation in found if violation not in _LEDGER_REPORTED]
+    _LEDGER_REPORTED.update(found)
+    if new:
+        lines = "\n".join(f"  {violation.detail}" for violation in new[:20])
+        pytest.fail(f"ledger invariants broken after {request.node.name}:\n{lines}")
+
+
+# --- end ledger ---

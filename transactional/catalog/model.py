@@ -228,6 +228,7 @@ class SkuOffer:
     title: str
     status: str
     prices: dict[str, int]
+    category_id: str | None = None  # what the checkout's tax rules key on
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ def _offers(cursor: Cursor[Row]) -> dict[str, SkuOffer]:
             title=title,
             status=status,
             prices={str(c): int(a) for c, a in prices.items()},
+            category_id=category_id,
         )
-        for sku, product_id, seller_id, title, status, prices in cursor.fetchall()
+        for sku, product_id, seller_id, title, status, prices, category_id in cursor.fetchall()
     }
 
 

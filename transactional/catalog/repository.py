@@ -31,7 +31,7 @@ _UNIQUE_VIOLATION = "23505"
 
 # Shared with the pipelined adapter (``pipelined.py``).
 OFFERS = (
-    "SELECT v.sku, v.product_id, p.seller_id, p.title, p.status, v.prices "
+    "SELECT v.sku, v.product_id, p.seller_id, p.title, p.status, v.prices, p.category_id "
     "FROM product_variants v JOIN products p ON p.product_id = v.product_id "
     "WHERE v.sku = ANY(:skus)"
 )
@@ -220,6 +220,7 @@ class SqlCatalogRepository:
                 title=row["title"],
                 status=row["status"],
                 prices={str(c): int(a) for c, a in row["prices"].items()},
+                category_id=row["category_id"],
             )
             for row in rows
         }

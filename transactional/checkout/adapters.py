@@ -24,7 +24,7 @@ from transactional.checkout.model import (
 )
 from transactional.inventory.model import Pick, Reservation, StockKey, StockLevel
 from transactional.inventory.service import InventoryService
-from transactional.orders.model import CANCEL_REASONS, CancelReason
+from transactional.orders.model import CANCEL_REASONS, CancelReason, PaymentMethod
 from transactional.orders.service import OrderService
 from transactional.payments.model import Card as GatewayCard
 from transactional.payments.model import GatewayTimeout, Payment, PaymentNotFound
@@ -121,7 +121,8 @@ class OrdersAdapter:
 
     def mark_paid(self, order_id: str, payment_id: str, amount_minor: int, method: str) -> None:
         """Record the captured payment (idempotent per payment)."""
-        self._orders.mark_paid(order_id, payment_id, amount_minor, "card")
+        paid_by: PaymentMethod = method if method in ("upi", "wallet", "emi") else "card"  # type: ignore[assignment]
+        self._orders.mark_paid(order_id, payment_id, amount_minor, paid_by)
 
     def cancel(self, order_id: str, reason: str) -> None:
         """Cancel the order as the system (idempotent)."""
@@ -151,6 +152,10 @@ class PaymentsAdapter:
     def gateway(self) -> str:
         """The processor adapter's name."""
         return self._payments.gateway
+
+    def gateway_for(self, method: str) -> str:
+        """The adapter's name a payment of ``method`` goes through."""
+        return self._payments.gateway_for(method)
 
     def hold(self, payment: Payment) -> None:
         """Authorise at the processor, applied to ``payment`` in memory only."""
@@ -221,4 +226,6 @@ class PaymentsAdapter:
         payment = self._payments.resolve(payment_id)
         if payment is None:
             return PaymentLookup(PaymentState.NONE)
+        if payment.awaiting_action:  # the processor waits on the payer (3-D Secure, UPI)
+            return PaymentLookup(PaymentState.ACTION_REQUIRED)
         return PaymentLookup(_STATES.get(payment.status, PaymentState.NONE), payment.decline_code)

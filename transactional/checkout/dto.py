@@ -14,6 +14,7 @@ import msgspec
 from schemas.common import CountryCode
 from serving.problems import status_of
 from transactional.checkout.model import (
+    UPI_TOKEN_PREFIX,
     Card,
     Checkout,
     CheckoutRequest,
@@ -25,6 +26,7 @@ from transactional.checkout.model import (
     Totals,
     check_device_id,
 )
+from transactional.payments.threeds import THREE_DS_CONFIRM_PATH
 from transactional.shared.errors import DomainError, InvalidRequest
 from transactional.shared.regions import (
     IpNetwork,
@@ -61,12 +63,51 @@ class CardIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return f"CardIn(number='…{self.number[-4:]}', cvc='***')"
 
 
-class PaymentMethodIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """{type: card, card: {...}} or {type: card, token: "tok_..."}."""
+class EmiChoiceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An EMI plan (see GET /v1/payments/emi-plans): its term and the card's bank."""
 
-    type: Literal["card"]
+    months: Literal[3, 6, 12]
+    bank: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{1,31}$")]
+
+
+class PaymentMethodIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """{type: card, card: {...}}, {type: card, token: "tok_..."} or (India, INR) {type: upi,
+    vpa: "name@bank"}."""
+
+    type: Literal["card", "upi", "wallet", "emi"]
     card: CardIn | None = None
     token: Id | None = None
+    vpa: Annotated[str, msgspec.Meta(min_length=3, max_length=100)] | None = None
+    # {type: wallet}; a split {type: card, card|token, wallet_amount_minor} (the wallet pays
+    # up to it, the card the rest); {type: emi, card|token, emi: {months, bank}}.
+    wallet_amount_minor: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+    emi: EmiChoiceIn | None = None
+
+    def check_wallet_and_emi(self) -> None:
+        """422 when the wallet/EMI fields do not fit the type."""
+        if (self.type == "emi") != (self.emi is not None):
+            raise InvalidRequest(
+                "payment_method: type emi needs `emi: {months, bank}` (and only it does)",
+                code="invalid_payment_method",
+            )
+        if self.wallet_amount_minor is not None and self.type != "card":
+            raise InvalidRequest(
+                "payment_method: wallet_amount_minor splits a card payment (type card)",
+                code="invalid_payment_method",
+            )
+        if self.type in ("wallet", "emi") and self.vpa is not None:
+            raise InvalidRequest(
+                f"payment_method: type {self.type} takes no `vpa`", code="invalid_payment_method"
+            )
+
+    def check(self) -> None:
+        """422 when the fields do not fit the type (a card's with upi, a VPA with card)."""
+        upi = self.type == "upi"
+        if upi != (self.vpa is not None) or (upi and (self.card or self.token)):
+            raise InvalidRequest(
+                "payment_method: type upi takes only a `vpa`; type card a `card` or `token`",
+                code="invalid_payment_method",
+            )
 
 
 _ADDRESS_FIELDS = (
@@ -131,6 +172,9 @@ class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """The domain request (422 for contradictory or incomplete choices), from the client
         ``context`` (see :class:`ClientNetworks`)."""
         address_id, address = self.shipping_address.to_domain()
+        self.payment_method.check()
+        self.payment_method.check_wallet_and_emi()
+        chosen = self.payment_method
         card_in = self.payment_method.card
         card = (
             None
@@ -145,7 +189,14 @@ class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         )
         return CheckoutRequest(
             cart_id=self.cart_id,
-            payment=PaymentMethod(card=card, token=self.payment_method.token),
+            payment=PaymentMethod(
+                card=card,
+                token=self.payment_method.token,
+                vpa=self.payment_method.vpa,
+                wallet=chosen.type == "wallet",
+                wallet_minor=chosen.wallet_amount_minor,
+                emi=None if chosen.emi is None else (chosen.emi.months, chosen.emi.bank),
+            ),
             address_id=address_id,
             address=address,
             context=context or ClientContext(),
@@ -247,7 +298,36 @@ class PaymentOut(msgspec.Struct, kw_only=True):
     last4: str | None
 
 
-class CheckoutResult(msgspec.Struct, kw_only=True):
+class NextActionOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What the payer must do before the payment goes on: answer a 3-D Secure challenge
+    (``url``: POST there), or approve the collect request in their UPI app (``vpa``)."""
+
+    type: str  # three_d_secure | upi_collect
+    expires_at: datetime | None
+    url: str | None = None
+    method: str | None = None
+    vpa: str | None = None
+
+    @classmethod
+    def of(cls, checkout: Checkout) -> NextActionOut:
+        """The next action of a checkout waiting on the payer."""
+        token = checkout.instrument_token or ""
+        if checkout.payment_method == "upi":
+            return cls(
+                type="upi_collect",
+                expires_at=checkout.lease_until,
+                vpa=token.removeprefix(UPI_TOKEN_PREFIX),
+            )
+        assert checkout.payment_id is not None
+        return cls(
+            type="three_d_secure",
+            expires_at=checkout.lease_until,
+            url=THREE_DS_CONFIRM_PATH.format(payment_id=checkout.payment_id),
+            method="POST",
+        )
+
+
+class CheckoutResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """201 of POST /v1/checkout: the paid order (``status: completed``), or the order on hold
     for a fraud review (``status: on_hold``: the payment authorized, not yet taken; a
     reviewer captures it or voids it and cancels the order)."""
@@ -257,17 +337,22 @@ class CheckoutResult(msgspec.Struct, kw_only=True):
     status: str
     totals: TotalsOut
     payment: PaymentOut
+    next_action: NextActionOut | None = None
 
     @classmethod
     def of(cls, checkout: Checkout) -> CheckoutResult:
-        """The success body of a completed checkout."""
+        """The success body of a completed checkout (or one on hold, or waiting on the
+        payer: ``requires_action`` with its ``next_action``)."""
         assert checkout.order_id is not None and checkout.totals is not None
+        waiting = checkout.stage is Stage.ACTION_REQUIRED
+        status = "on_hold" if checkout.stage is Stage.HELD else checkout.status
         return cls(
             checkout_id=checkout.checkout_id,
             order_id=checkout.order_id,
-            status="on_hold" if checkout.stage is Stage.HELD else checkout.status,
+            status="requires_action" if waiting else status,
             totals=TotalsOut.of(checkout.totals),
             payment=_payment(checkout),
+            next_action=NextActionOut.of(checkout) if waiting else None,
         )
 
 
@@ -333,7 +418,10 @@ def render(checkout: Checkout, error: DomainError | None) -> StoredResponse:
     """The response stored for a finished checkout: 201 with the order, or a problem+json body
     (RFC 9457, as serving/problems.py renders it) naming the failed step."""
     if error is None:
-        return StoredResponse(201, msgspec.to_builtins(CheckoutResult.of(checkout)))
+        result = CheckoutResult.of(checkout)
+        # 202: accepted, the payer's confirmation pending (not 201: nothing is paid yet).
+        code = 202 if result.next_action is not None else 201
+        return StoredResponse(code, msgspec.to_builtins(result))
     status = status_of(error)
     body: dict[str, Any] = {
         "type": f"https://souk.dev/problems/{error.code}",

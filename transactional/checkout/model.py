@@ -16,10 +16,11 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from transactional.payments.instruments import instrument_method
 from transactional.shared.errors import Conflict, DomainError, InvalidRequest, PaymentDeclined
 
 if TYPE_CHECKING:  # a type only: the domain imports no token library
@@ -119,6 +120,13 @@ class ReviewExpired(Conflict):
     code = "fraud_review_expired"
 
 
+class PaymentActionExpired(Conflict):
+    """The payer did not confirm the payment in time (3-D Secure, UPI collect): the order was
+    cancelled and nothing was charged."""
+
+    code = "payment_action_expired"
+
+
 class PaymentOutcomeUnknown(Exception):
     """A payment call did not answer (timeout): whether it happened must be looked up."""
 
@@ -126,6 +134,8 @@ class PaymentOutcomeUnknown(Exception):
 # -- the request ------------------------------------------------------------------------
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# A UPI payment's instrument token is the payer's VPA behind this prefix (not a secret).
+UPI_TOKEN_PREFIX = "upi:"
 
 
 def check_idempotency_key(key: str | None) -> str:
@@ -185,8 +195,8 @@ class Card:
     """A raw card as typed by the shopper: lives in memory only until it is tokenized."""
 
     number: str = field(repr=False)
-    exp_month: int
-    exp_year: int
+    exp_month: int = field(repr=False)  # the full expiry is card data too (the vault's)
+    exp_year: int = field(repr=False)
     cvc: str = field(repr=False)
     holder: str | None = None
 
@@ -198,17 +208,43 @@ class Card:
 
 @dataclass(frozen=True)
 class PaymentMethod:
-    """How the shopper pays: a raw card (tokenized at once) or an existing instrument token."""
+    """How the shopper pays: a raw card (tokenized at once), an existing instrument token, or
+    a UPI VPA (a collect request the payer approves)."""
 
     card: Card | None = None
     token: str | None = None
+    vpa: str | None = None
+    # The wallet pays it all ({type: wallet}: no card), or up to ``wallet_minor`` with the
+    # card paying the rest (a split); ``emi``: (months, bank), the card pays in instalments.
+    wallet: bool = False
+    wallet_minor: int | None = None
+    emi: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
-        if (self.card is None) == (self.token is None):
+        if self.wallet or self.wallet_minor is not None or self.emi is not None:
+            _check_wallet_or_emi(self)
+        elif sum(value is not None for value in (self.card, self.token, self.vpa)) != 1:
             raise InvalidRequest(
-                "payment_method needs exactly one of `card` or `token`",
+                "payment_method needs exactly one of `card`, `token` or (UPI) `vpa`",
                 code="invalid_payment_method",
             )
+
+
+def _check_wallet_or_emi(method: PaymentMethod) -> None:
+    """A wallet payment takes nothing else; a split or EMI payment exactly one card or token."""
+    cards = (method.card is not None) + (method.token is not None)
+    if method.wallet:
+        valid = cards == 0 and method.vpa is None and method.wallet_minor is None
+        valid = valid and method.emi is None
+    else:
+        valid = cards == 1 and method.vpa is None
+        valid = valid and (method.wallet_minor is None or method.emi is None)
+    if not valid:
+        raise InvalidRequest(
+            "payment_method: type wallet takes nothing else; a split (wallet_amount_minor) or "
+            "an EMI plan takes exactly one `card` or `token`, not both together",
+            code="invalid_payment_method",
+        )
 
 
 @dataclass(frozen=True)
@@ -248,8 +284,17 @@ class CheckoutRequest:
         payment: dict[str, Any] = {"type": "card"}
         if self.payment.card is not None:
             payment["card"] = {"fingerprint": card_fingerprint(self.payment.card, card_key)}
+        elif self.payment.vpa is not None:
+            payment = {"type": "upi", "vpa": self.payment.vpa}
+        elif self.payment.wallet:
+            payment = {"type": "wallet"}
         else:
             payment["token"] = self.payment.token
+        if self.payment.wallet_minor is not None:
+            payment["wallet_amount_minor"] = self.payment.wallet_minor
+        if self.payment.emi is not None:
+            payment["type"] = "emi"
+            payment["emi"] = {"months": self.payment.emi[0], "bank": self.payment.emi[1]}
         shipping: dict[str, Any]
         if self.address is not None:
             shipping = {
@@ -265,6 +310,23 @@ class CheckoutRequest:
         else:
             shipping = {"address_id": self.address_id}
         return {"cart_id": self.cart_id, "shipping_address": shipping, "payment_method": payment}
+
+
+_VPA = re.compile(r"[A-Za-z0-9._-]{2,64}@[A-Za-z][A-Za-z0-9]{1,32}")
+
+
+def upi_instrument(vpa: str, currency: str) -> str:
+    """The instrument token of a UPI payment from ``vpa`` (``name@bank``); UPI collects
+    rupees only (422 ``upi_unavailable`` for another currency, ``invalid_vpa`` for a bad id)."""
+    cleaned = vpa.strip()
+    if not _VPA.fullmatch(cleaned):
+        raise InvalidRequest("the UPI id (VPA) must look like name@bank", code="invalid_vpa")
+    if currency != "INR":
+        raise InvalidRequest(
+            f"UPI pays in INR (India) only; this cart is in {currency}: pay by card",
+            code="upi_unavailable",
+        )
+    return UPI_TOKEN_PREFIX + cleaned
 
 
 def card_fingerprint(card: Card, key: bytes) -> str:
@@ -333,6 +395,11 @@ class PlanLine:
     title: str
     quantity: int
     unit_price_minor: int
+    # Billing's rate for the line where it ships (percent, a decimal string: the plan is
+    # stored as JSON), inside the price or added on top; the catalog category it came from.
+    tax_rate: str = "0"
+    tax_included: bool = False
+    category_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +431,7 @@ class PaymentState(StrEnum):
     DECLINED = "declined"
     VOIDED = "voided"
     REFUNDED = "refunded"
+    ACTION_REQUIRED = "action_required"  # the processor waits on the payer; nothing held yet
 
 
 @dataclass(frozen=True)
@@ -399,6 +467,8 @@ class Stage(StrEnum):
     ORDERED = "ordered"
     AUTHORIZED = "authorized"
     HELD = "held"  # authorized, the order on hold for a fraud review (not captured)
+    # The processor waits on the payer (3-D Secure, UPI collect) until a deadline
+    ACTION_REQUIRED = "action_required"
     CAPTURED = "captured"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -414,6 +484,7 @@ _NEXT_STEP: dict[Stage, Step] = {
     Stage.ORDERED: "payment",
     Stage.AUTHORIZED: "payment",
     Stage.HELD: "payment",
+    Stage.ACTION_REQUIRED: "payment",
     Stage.CAPTURED: "finish",
 }
 
@@ -446,6 +517,11 @@ def authorize_key(checkout_id: str) -> str:
 def payment_id_of(checkout_id: str) -> str:
     """The checkout's payment id (the payment slice derives its capture and void keys from it)."""
     return "pay_" + checkout_id.removeprefix("chk_")
+
+
+def checkout_id_of(payment_id: str) -> str:
+    """The checkout a payment id was derived from (see :func:`payment_id_of`)."""
+    return "chk_" + payment_id.removeprefix("pay_")
 
 
 @dataclass(frozen=True)
@@ -508,6 +584,15 @@ class Checkout:
         return "pending"
 
     @property
+    def payment_method(self) -> Literal["card", "upi", "wallet", "emi"]:
+        """How the checkout pays, from its instrument (a UPI one names the payer's VPA; wallet,
+        split and EMI ones are payments/instruments.py's)."""
+        token = self.instrument_token
+        if token is not None and token.startswith(UPI_TOKEN_PREFIX):
+            return "upi"
+        return "card" if token is None else instrument_method(token)
+
+    @property
     def next_step(self) -> Step:
         """The step that runs (or ran, if we crashed) after the current stage."""
         return _NEXT_STEP.get(self.stage, "finish")
@@ -562,6 +647,20 @@ class Checkout:
         """A reviewer approved the held order: back to authorized, to be captured."""
         self._advance(Stage.HELD, Stage.AUTHORIZED, "review", at)
 
+    def action_required(self, at: datetime) -> None:
+        """The processor waits on the payer (a challenge, a collect request): nothing held."""
+        self._advance(Stage.ORDERED, Stage.ACTION_REQUIRED, "action_required", at)
+
+    def action_completed(self, at: datetime) -> None:
+        """The payer approved: the amount is held on the instrument."""
+        self.payment_status = "authorized"
+        self._advance(Stage.ACTION_REQUIRED, Stage.AUTHORIZED, "authorize", at)
+
+    def action_deadline(self, ttl: timedelta) -> datetime | None:
+        """When the payer's time to act runs out (None unless it was asked to act)."""
+        asked = [r.at for r in self.history if r.step == "action_required" and r.outcome == "done"]
+        return asked[-1] + ttl if asked else None
+
     def captured(self, at: datetime) -> None:
         """The money is collected."""
         self.payment_status = "captured"
@@ -601,6 +700,8 @@ class Recovery(StrEnum):
     CAPTURE = "capture"  # authorized: collect, then finish
     FINISH = "finish"  # captured: mark paid, commit stock, empty the cart
     EXPIRE_REVIEW = "expire_review"  # held for review past its deadline: void and cancel
+    AWAIT_ACTION = "await_action"  # the processor waits on the payer: wait with it
+    SETTLE_ACTION = "settle_action"  # waiting on the payer: go on with the answer, or expire
 
 
 def recovery_for(stage: Stage) -> Recovery:
@@ -615,6 +716,8 @@ def recovery_for(stage: Stage) -> Recovery:
         return Recovery.FINISH
     if stage is Stage.HELD:
         return Recovery.EXPIRE_REVIEW
+    if stage is Stage.ACTION_REQUIRED:
+        return Recovery.SETTLE_ACTION
     raise ValueError(f"a {stage} checkout needs no recovery")
 
 
@@ -628,6 +731,8 @@ def recovery_after_lookup(lookup: PaymentLookup) -> Recovery:
         return Recovery.CAPTURE
     if lookup.state is PaymentState.CAPTURED:
         return Recovery.FINISH
+    if lookup.state is PaymentState.ACTION_REQUIRED:
+        return Recovery.AWAIT_ACTION
     return Recovery.COMPENSATE
 
 
@@ -689,6 +794,9 @@ class CheckoutRepository(Protocol):
 
     def claim_held(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
         """Take the lease of a saga held for fraud review; False if it is not held."""
+
+    def claim_action(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Take the lease of a saga waiting on the payer; False if it is not waiting."""
 
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""

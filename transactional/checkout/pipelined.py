@@ -34,6 +34,7 @@ from transactional.checkout.repository import (
 )
 from transactional.customers.pipelined import PipelinedAddresses
 from transactional.inventory.pipelined import PipelinedStock
+from transactional.ledger.pipelined import PipelinedLedger
 from transactional.orders.pipelined import PipelinedOrders
 from transactional.payments.pipelined import PipelinedPayments
 from transactional.shared.outbox import Outbox
@@ -155,6 +156,7 @@ class PipelinedCheckoutUnitOfWork(PipelinedUnitOfWork):
     stock: PipelinedStock
     orders: PipelinedOrders
     payments: PipelinedPayments
+    ledger: PipelinedLedger
 
     def __init__(self, connect: Callable[[], PooledConnection], outbox: Outbox) -> None:
         super().__init__(connect, outbox)
@@ -166,6 +168,7 @@ class PipelinedCheckoutUnitOfWork(PipelinedUnitOfWork):
         self.stock = PipelinedStock(self)
         self.orders = PipelinedOrders(self)
         self.payments = PipelinedPayments(self)
+        self.ledger = PipelinedLedger(self)
 
     def __enter__(self) -> Self:
         super().__enter__()

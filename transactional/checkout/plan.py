@@ -8,9 +8,12 @@ conditional stock update still has the last word on availability.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from schemas.common import Address as EventAddress
+from transactional.billing.tax import TaxRules, format_rate, split
 from transactional.carts.model import Cart, CartView, Offer, price_cart
 from transactional.catalog.model import SkuOffer
 from transactional.checkout.model import (
@@ -30,7 +33,9 @@ from transactional.checkout.model import (
 from transactional.customers.model import Address
 from transactional.inventory.model import StockLevel
 from transactional.orders.model import Order
-from transactional.orders.placement import PlaceOrder, new_order
+from transactional.orders.placement import NewLine, PlaceOrder, new_order
+from transactional.payments.emi_payment import emi_columns
+from transactional.payments.instruments import split_gateway
 from transactional.payments.model import Payment
 from transactional.shared.errors import InvalidRequest
 from transactional.shared.regions import region_of_country
@@ -134,10 +139,56 @@ def plan_of(cart: Cart, view: CartView, shipping: ShippingAddress) -> Plan:
     )
 
 
+def taxed(plan: Plan, rules: TaxRules | None, offers: Mapping[str, SkuOffer]) -> Plan:
+    """The plan with each line's tax rate, from where it ships and the SKU's category
+    (unchanged without rules). The amounts are computed per order line (:func:`order_of`)."""
+    if rules is None:
+        return plan
+    shipping = plan.shipping
+    lines = []
+    for line in plan.lines:
+        offer = offers.get(line.sku)
+        category_id = offer.category_id if offer is not None else None
+        rate = rules.rate(
+            plan.ship_region,
+            shipping.country,
+            shipping.subdivision,
+            category_id,
+            line.unit_price_minor,
+        )
+        lines.append(
+            replace(
+                line,
+                tax_rate=format_rate(rate.rate),
+                tax_included=rate.included,
+                category_id=category_id,
+            )
+        )
+    return replace(plan, lines=tuple(lines))
+
+
+def _order_line(line: PlanLine, allocation: Allocation) -> NewLine:
+    """One allocated order line, its tax rounded once on the line's total."""
+    rate = Decimal(line.tax_rate)
+    tax = split(allocation.quantity * line.unit_price_minor, rate, line.tax_included)
+    return NewLine(
+        allocation.sku,
+        line.product_id,
+        line.seller_id,
+        line.title,
+        allocation.quantity,
+        line.unit_price_minor,
+        allocation.warehouse_id,
+        tax_rate=rate,
+        tax_minor=tax.tax_minor,
+        tax_included=line.tax_included,
+    )
+
+
 def order_of(
     checkout: Checkout, allocations: Sequence[Allocation], regions: Collection[str], now: datetime
 ) -> Order:
-    """The order of a checkout: one line per (SKU, warehouse) allocated."""
+    """The order of a checkout: one line per (SKU, warehouse) allocated, with its tax."""
     plan = checkout.plan
     assert plan is not None
     by_sku = {line.sku: line for line in plan.lines}
@@ -148,18 +199,7 @@ def order_of(
             customer_id=checkout.customer_id,
             region=checkout.region,
             currency=plan.currency,
-            lines=[
-                (
-                    a.sku,
-                    by_sku[a.sku].product_id,
-                    by_sku[a.sku].seller_id,
-                    by_sku[a.sku].title,
-                    a.quantity,
-                    by_sku[a.sku].unit_price_minor,
-                    a.warehouse_id,
-                )
-                for a in allocations
-            ],
+            lines=[_order_line(by_sku[a.sku], a) for a in allocations],
             shipping_address=EventAddress(
                 country=shipping.country,
                 subdivision=shipping.subdivision,
@@ -167,7 +207,7 @@ def order_of(
                 postal_code=shipping.postal_code,
                 address_id=shipping.address_id,
             ),
-            payment_method="card",
+            payment_method=checkout.payment_method,
             payment_id=payment_id_of(checkout.checkout_id),
         ),
         regions,
@@ -192,7 +232,7 @@ def placed_of(order: Order) -> PlacedOrder:
 
 
 def payment_of(checkout: Checkout, order: Order, gateway: str, now: datetime) -> Payment:
-    """The checkout's card payment, pending until the processor answers."""
+    """The checkout's payment, pending until the processor answers."""
     assert checkout.instrument_token is not None
     return Payment(
         payment_id=payment_id_of(checkout.checkout_id),
@@ -205,6 +245,7 @@ def payment_of(checkout: Checkout, order: Order, gateway: str, now: datetime) ->
         idempotency_key=authorize_key(checkout.checkout_id),
         created_at=now,
         updated_at=now,
-        method="card",
-        gateway=gateway,
+        method=checkout.payment_method,
+        gateway=split_gateway(checkout.instrument_token, gateway),
+        **emi_columns(checkout.instrument_token, order.totals.grand_total, order.currency),
     )

@@ -31,6 +31,7 @@ from transactional.checkout.model import (
 )
 from transactional.customers.model import Address
 from transactional.inventory.model import Pick, Reservation, StockKey, StockLevel, StockMove
+from transactional.ledger.model import LedgerTransaction
 from transactional.orders.model import Order, OrderStatus
 from transactional.payments.model import Payment
 from transactional.shared.deferred import Deferred
@@ -114,6 +115,9 @@ class Payments(Protocol):
     @property
     def gateway(self) -> str:
         """The name of the processor adapter payments go through."""
+
+    def gateway_for(self, method: str) -> str:
+        """The name of the adapter a payment of ``method`` (card, upi) goes through."""
 
     def tokenize(self, card: Card, customer_id: str) -> str:
         """Vault a raw card as the customer's; its token (the only place a card number goes)."""
@@ -281,6 +285,13 @@ class HotPayments(Protocol):
         """The payment's stored status."""
 
 
+class HotLedger(Protocol):
+    """The double-entry journal."""
+
+    def append(self, tx: LedgerTransaction) -> Deferred[int]:
+        """Queue a booking: 1, or 0 if its (kind, reference) is booked already."""
+
+
 class HotUnitOfWork(Protocol):
     """One transaction over every slice the hot path touches, in few round trips."""
 
@@ -315,6 +326,10 @@ class HotUnitOfWork(Protocol):
     @property
     def payments(self) -> HotPayments:
         """The payments of this unit of work."""
+
+    @property
+    def ledger(self) -> HotLedger:
+        """The ledger of this unit of work."""
 
     def __enter__(self) -> Self: ...
 

@@ -213,6 +213,18 @@ class SqlCheckoutRepository:
         )
         return bool(result.rowcount)
 
+    def claim_action(self, checkout_id: str, owner: str, lease_until: datetime) -> bool:
+        """Take the lease of a saga waiting on the payer (their answer drives it); False if
+        it is not waiting (any more)."""
+        result = self._connection.execute(
+            sql(
+                "UPDATE checkouts SET lease_owner = :owner, lease_until = :until "
+                "WHERE checkout_id = :id AND status = 'pending' AND stage = 'action_required'"
+            ),
+            {"id": checkout_id, "owner": owner, "until": lease_until},
+        )
+        return bool(result.rowcount)
+
     def hand_over(self, checkout_id: str, owner: str, at: datetime) -> None:
         """End ``owner``'s lease of a pending saga at ``at`` (recovery may take it then)."""
         self._connection.execute(

@@ -31,6 +31,7 @@ from transactional.checkout.model import (
     FraudSuspected,
     NotOnHold,
     OrderCancelled,
+    PaymentActionExpired,
     PaymentLookup,
     PaymentOutcomeUnknown,
     PaymentState,
@@ -53,6 +54,7 @@ from transactional.checkout.ports import (
     Stock,
 )
 from transactional.shared.errors import DomainError, PaymentDeclined, StoreUnavailable
+from transactional.shared.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ MAX_RECOVERY_ATTEMPTS = 5
 REVIEW_TTL_S = 3 * 24 * 3600.0
 # Why a held order was put on hold (its transition's cause).
 REVIEW_CAUSE = "fraud_review"
+# How long a checkout waits on the payer (3-D Secure, UPI collect) before recovery voids the
+# attempt and cancels the order.
+ACTION_TTL_S = 15 * 60.0
 
 # Turns a finished saga (and the error that ended it, if any) into the HTTP response that
 # is stored for its idempotency key; the HTTP edge provides it (dto.render).
@@ -91,8 +96,10 @@ class SagaDriver:
         recovery_batch: int = 100,
         max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
         review_ttl_s: float = REVIEW_TTL_S,
+        action_ttl_s: float = ACTION_TTL_S,
     ) -> None:
         self._review_ttl = timedelta(seconds=review_ttl_s)
+        self._action_ttl = timedelta(seconds=action_ttl_s)
         self._uow = uow
         self._hot = hot
         self._carts = carts
@@ -243,7 +250,7 @@ class SagaDriver:
         assert totals is not None and plan is not None
         try:
             self._orders.mark_paid(
-                order_id, _payment_id(checkout), totals.grand_total_minor, "card"
+                order_id, _payment_id(checkout), totals.grand_total_minor, checkout.payment_method
             )
         except DomainError as error:
             # The order cannot take the money (cancelled meanwhile): it goes back.
@@ -328,6 +335,114 @@ class SagaDriver:
         undone = self.undo(checkout, owner, cancel_reason="fraud_suspected")
         return self.fail(checkout, owner, rejected, "payment", undone, payment_status="voided")
 
+    # -- waiting on the payer (3-D Secure, UPI collect) ---------------------------------------
+
+    def await_action(
+        self, checkout: Checkout, owner: str, lookup: PaymentLookup | None = None
+    ) -> StoredResponse:
+        """ORDERED, the processor waits on the payer: the payment slice records it (asked by
+        ``lookup``: payment.action_required), the stock is sold to the order (the wait may
+        outlive the reservations) and the saga waits in ACTION_REQUIRED until the payer's
+        answer or its deadline, with the 202 ``requires_action`` stored for the key. The cart
+        keeps its lines (an expired attempt can be bought again)."""
+        if lookup is None:
+            lookup = self._payments.lookup(
+                _payment_id(checkout), authorize_key(checkout.checkout_id)
+            )
+        action = recovery_after_lookup(lookup)
+        if action is Recovery.COMPENSATE:
+            return self.fail_after_lookup(checkout, owner, lookup)
+        if action is not Recovery.AWAIT_ACTION:  # the payer answered already
+            checkout.authorized(self._clock())
+            self._save(checkout, owner)
+            return self._go_on(checkout, owner)
+        order_id = _order_id(checkout)
+        known = PaymentState.ACTION_REQUIRED
+        if not self._orders.is_payable(order_id):
+            undone = self.undo(checkout, owner, known=known)
+            return self.fail(
+                checkout, owner, self._cancelled_meanwhile(order_id), "payment", undone
+            )
+        try:
+            self._stock.commit(checkout.checkout_id, order_id)
+        except DomainError as error:
+            undone = self.undo(checkout, owner, known=known)
+            return self.fail(checkout, owner, error, "reserve", undone)
+        self._fence(checkout, owner)
+        now = self._clock()
+        checkout.action_required(now)
+        # Nobody drives it until the payer's answer claims it, or recovery at the deadline.
+        checkout.lease_until = now + self._action_ttl
+        response = self._render(checkout, None)
+        with self._uow() as uow:
+            if not uow.checkouts.save(checkout, owner):
+                raise Abandon(checkout.checkout_id)
+            uow.idempotency.finish(
+                checkout.customer_id, checkout.idempotency_key, checkout.checkout_id, response
+            )
+            uow.commit()
+        return response
+
+    def settle_action(self, checkout_id: str) -> bool:
+        """The payer answered (a confirmed challenge, a webhook): drive the waiting saga on.
+        False if it was not waiting (settled already, or not this kind of saga)."""
+        owner = lease_owner()
+        now = self._clock()
+        with self._uow() as uow:
+            claimed = uow.checkouts.claim_action(checkout_id, owner, now + self._lease)
+            uow.commit()
+        checkout = self.saga(checkout_id) if claimed else None
+        if checkout is None:
+            return False
+        try:
+            self._settle_action(checkout, owner)
+        except Abandon:
+            log.warning("checkout %s: not settled yet; recovery will", checkout_id)
+        return True
+
+    def _settle_action(self, checkout: Checkout, owner: str) -> StoredResponse | None:
+        """ACTION_REQUIRED → the payer's answer, as the payment slice has it now: approved →
+        capture and finish (or hold for review); declined → roll back; none yet → wait on
+        until the deadline, past it → void the attempt, cancel the order, stock back."""
+        lookup = self._payments.lookup(_payment_id(checkout), authorize_key(checkout.checkout_id))
+        now = self._clock()
+        if lookup.state in (PaymentState.AUTHORIZED, PaymentState.CAPTURED):
+            checkout.action_completed(now)
+            self._save(checkout, owner)
+            failpoint("checkout.after_action_completed")
+            return self._go_on(checkout, owner)
+        deadline = checkout.action_deadline(self._action_ttl)
+        waiting = lookup.state in (PaymentState.ACTION_REQUIRED, PaymentState.PENDING)
+        if waiting and deadline is not None and now < deadline:
+            checkout.lease_until = deadline  # back to waiting: nobody answered yet
+            with self._uow() as uow:
+                if not uow.checkouts.save(checkout, owner):
+                    raise Abandon(checkout.checkout_id)
+                uow.commit()
+            return None
+        # Voided: expired before (a crash after the void); collect_expired: the gateway's own.
+        if (
+            waiting
+            or lookup.state is PaymentState.VOIDED
+            or lookup.decline_code == "collect_expired"
+        ):
+            expired = PaymentActionExpired(
+                "the payment was not confirmed in time; the order was cancelled and nothing "
+                "was charged; start again with a new Idempotency-Key",
+                order_id=checkout.order_id,
+            )
+            undone = self.undo(checkout, owner, known=lookup.state)
+            failpoint("checkout.after_action_expired")
+            status = "declined" if lookup.state is PaymentState.DECLINED else "voided"
+            return self.fail(checkout, owner, expired, "payment", undone, payment_status=status)
+        return self.fail_after_lookup(checkout, owner, lookup)
+
+    def _go_on(self, checkout: Checkout, owner: str) -> StoredResponse:
+        """AUTHORIZED after the payer approved: held for review, or captured and finished."""
+        if checkout.fraud is not None and checkout.fraud.review:
+            return self._hold(checkout, owner)
+        return self.capture_and_finish(checkout, owner)
+
     # -- compensation and recovery -----------------------------------------------------------
 
     def undo(
@@ -368,7 +483,11 @@ class SagaDriver:
         state = known if known is not None else self._payment_state(checkout, uncertain)
         if state is PaymentState.CAPTURED:
             attempt("payment", lambda: self._refund(checkout))
-        elif state in (PaymentState.AUTHORIZED, PaymentState.PENDING):
+        elif state in (
+            PaymentState.AUTHORIZED,
+            PaymentState.PENDING,
+            PaymentState.ACTION_REQUIRED,
+        ):
             attempt("payment", lambda: self._void(checkout))
         elif state in (PaymentState.REFUNDED, PaymentState.VOIDED):
             checkout.payment_status = state.value  # given back already (e.g. by a cancel)
@@ -388,7 +507,11 @@ class SagaDriver:
         if reserved or (uncertain and stage is Stage.VALIDATED):
             reason = "payment_failed" if payment_failed else "checkout_abandoned"
             # Sold before the capture, or when the order went on hold for review.
-            sold = order_id if stage in (Stage.AUTHORIZED, Stage.HELD, Stage.CAPTURED) else None
+            sold = (
+                order_id
+                if stage in (Stage.AUTHORIZED, Stage.HELD, Stage.ACTION_REQUIRED, Stage.CAPTURED)
+                else None
+            )
 
             def give_back() -> None:
                 self._stock.release(checkout.checkout_id, reason)
@@ -410,6 +533,8 @@ class SagaDriver:
             return PaymentState.CAPTURED
         if checkout.stage in (Stage.AUTHORIZED, Stage.HELD):
             return PaymentState.AUTHORIZED
+        if checkout.stage is Stage.ACTION_REQUIRED:
+            return PaymentState.ACTION_REQUIRED
         return PaymentState.NONE  # declined, or settled by the caller's lookup
 
     def _refund(self, checkout: Checkout) -> None:
@@ -446,6 +571,9 @@ class SagaDriver:
             if action is Recovery.COMPENSATE:
                 self.fail_after_lookup(checkout, owner, lookup)
                 return
+            if action is Recovery.AWAIT_ACTION:
+                self.await_action(checkout, owner, lookup)
+                return
             self.record_authorization(checkout)
             checkout.authorized(self._clock())
             self._save(checkout, owner)
@@ -461,6 +589,8 @@ class SagaDriver:
             self._hold(checkout, owner)  # authorized, but a person decides: never captured
         elif action is Recovery.CAPTURE:
             self.capture_and_finish(checkout, owner, uncertain=True)
+        elif action is Recovery.SETTLE_ACTION:
+            self._settle_action(checkout, owner)
         elif action is Recovery.EXPIRE_REVIEW:
             expired = ReviewExpired(
                 "nobody reviewed the order in time; its payment hold was released and the "
@@ -531,6 +661,7 @@ class SagaDriver:
         status = {
             PaymentState.DECLINED: "declined",
             PaymentState.PENDING: "voided",
+            PaymentState.ACTION_REQUIRED: "voided",
             PaymentState.VOIDED: "voided",
             PaymentState.REFUNDED: "refunded",
         }.get(lookup.state, "failed")

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.envelope import Envelope
 from schemas.ids import new_id
+from transactional.billing.tax import TaxRules
 from transactional.carts.model import Cart
 from transactional.checkout.events import failed_event, fraud_alert_event, started_event
 from transactional.checkout.model import (
@@ -60,9 +61,11 @@ from transactional.checkout.model import (
     UnknownInstrument,
     authorize_key,
     check_idempotency_key,
+    checkout_id_of,
     instrument_id_of,
     recovery_after_lookup,
     request_fingerprint,
+    upi_instrument,
 )
 from transactional.checkout.plan import (
     order_of,
@@ -71,6 +74,7 @@ from transactional.checkout.plan import (
     plan_of,
     priced,
     shipping_of,
+    taxed,
 )
 from transactional.checkout.ports import (
     Carts,
@@ -82,6 +86,7 @@ from transactional.checkout.ports import (
     Stock,
 )
 from transactional.checkout.saga import (
+    ACTION_TTL_S,
     MAX_RECOVERY_ATTEMPTS,
     REVIEW_TTL_S,
     Abandon,
@@ -93,6 +98,7 @@ from transactional.checkout.transactions import (
     complete_events,
     decline_events,
     place_events,
+    queue_capture_booking,
     queue_complete,
     queue_decline,
     queue_place,
@@ -105,8 +111,11 @@ from transactional.inventory.model import (
     StockRefused,
 )
 from transactional.orders.model import Order
+from transactional.payments.emi import current_emi_rates
 from transactional.payments.events import authorization_event, captured_event
+from transactional.payments.instruments import emi_token, split_token, wallet_token
 from transactional.payments.model import Payment
+from transactional.payments.wallet_moves import region_of_currency
 from transactional.shared.auth import Principal
 from transactional.shared.deferred import Deferred
 from transactional.shared.errors import DomainError, NotFound, PaymentDeclined
@@ -174,10 +183,18 @@ class CheckoutService:
         max_recovery_attempts: int = MAX_RECOVERY_ATTEMPTS,
         fraud: FraudScreen | None = None,
         review_ttl_s: float = REVIEW_TTL_S,
+        tax: TaxRules | None = None,
+        action_ttl_s: float = ACTION_TTL_S,
     ) -> None:
         self._uow = uow
         self._hot = hot
         self._fraud = fraud
+        # Billing's tax rules (loaded once); None: lines untaxed. Public: the wiring's
+        # billing block sets it (SOUK_TAX_ENABLED).
+        self.tax = tax
+        # Book the capture in T2 (the wiring's ledger block turns it off for a benchmark's
+        # baseline only, SOUK_LEDGER_HOT_PATH: the ledger's invariants then fail).
+        self.book_ledger = True
         self._carts = carts
         self._stock = stock
         self._payments = payments
@@ -200,6 +217,7 @@ class CheckoutService:
             recovery_batch=recovery_batch,
             max_recovery_attempts=max_recovery_attempts,
             review_ttl_s=review_ttl_s,
+            action_ttl_s=action_ttl_s,
         )
 
     # -- use cases -------------------------------------------------------------------------
@@ -265,10 +283,18 @@ class CheckoutService:
                     reason="cart_not_found",
                     cart_id=request.cart_id,
                 )
-            plan = plan_of(
-                cart, priced(cart, offers.get(), levels.get()), shipping_of(request, saved.get())
+            plan = taxed(
+                plan_of(
+                    cart,
+                    priced(cart, offers.get(), levels.get()),
+                    shipping_of(request, saved.get()),
+                ),
+                self.tax,
+                offers.get(),
             )
-            token, last4 = self._instrument(principal, request, plan.shipping.full_name)
+            token, last4 = self._instrument(
+                principal, request, plan.shipping.full_name, plan.currency
+            )
         except DomainError as error:
             return self._refused(checkout, record, fingerprint, error, "validate")
         card = request.payment.card
@@ -340,6 +366,11 @@ class CheckoutService:
         assert checkout is not None
         return checkout
 
+    def payment_settled(self, payment_id: str) -> bool:
+        """The payer answered a payment's pending action (3-D Secure, UPI): its checkout goes
+        on (captured and completed, or rolled back). False if none was waiting on it."""
+        return self._saga.settle_action(checkout_id_of(payment_id))
+
     def get(self, checkout_id: str, customer_id: str) -> Checkout:
         """The caller's checkout; NotFound if unknown or someone else's."""
         checkout = self._saga.saga(checkout_id)
@@ -366,9 +397,24 @@ class CheckoutService:
             return FraudVerdict("approve", 0.0, reasons=("screen_error",))
 
     def _instrument(
-        self, principal: Principal, request: CheckoutRequest, holder: str
+        self, principal: Principal, request: CheckoutRequest, holder: str, currency: str
     ) -> tuple[str, str | None]:
         """The vault token to charge (and the card's last four digits, for a new card)."""
+        chosen = request.payment
+        if chosen.wallet:  # the caller's own wallet: nobody else's can be named
+            return wallet_token(principal.customer_id), None
+        if chosen.wallet_minor is not None or chosen.emi is not None:
+            card_only = replace(request, payment=replace(chosen, wallet_minor=None, emi=None))
+            card_token, last4 = self._instrument(principal, card_only, holder, currency)
+            if chosen.emi is not None:
+                months, bank = chosen.emi
+                # Before anything is held: the bank must offer this term where the cart pays.
+                current_emi_rates().plan(region_of_currency(currency), bank, months, 1)
+                return emi_token(months, bank, card_token), last4
+            assert chosen.wallet_minor is not None
+            return split_token(chosen.wallet_minor, card_token), last4
+        if request.payment.vpa is not None:
+            return upi_instrument(request.payment.vpa, currency), None
         card = request.payment.card
         if card is None:
             token = request.payment.token
@@ -406,7 +452,9 @@ class CheckoutService:
         ]
         checkout.reserved(allocations, now)
         order = order_of(checkout, allocations, self._regions, now)
-        payment = payment_of(checkout, order, self._payments.gateway, now)
+        method = checkout.payment_method
+        gateway = self._payments.gateway if method == "card" else self._payments.gateway_for(method)
+        payment = payment_of(checkout, order, gateway, now)
         checkout.ordered(placed_of(order), payment.payment_id, now)
         with self._hot() as uow:
             placing = queue_place(
@@ -441,8 +489,11 @@ class CheckoutService:
         except PaymentOutcomeUnknown:
             # The answer was lost: ask the processor what the call did, then go step by step.
             lookup = self._payments.lookup(payment.payment_id, authorize_key(checkout.checkout_id))
-            if recovery_after_lookup(lookup) is Recovery.COMPENSATE:
+            recovery = recovery_after_lookup(lookup)
+            if recovery is Recovery.COMPENSATE:
                 return self._saga.fail_after_lookup(checkout, owner, lookup)
+            if recovery is Recovery.AWAIT_ACTION:
+                return self._saga.await_action(checkout, owner, lookup)
             self._saga.record_authorization(checkout)
             checkout.authorized(self._clock())
             return self._saga.capture_and_finish(checkout, owner, uncertain=True)
@@ -450,6 +501,11 @@ class CheckoutService:
         if payment.status == "declined":
             failpoint("checkout.after_decline")
             return self._declined(checkout, owner, order, payment, authorized)
+        if payment.awaiting_action:
+            failpoint("checkout.after_action_required")
+            # The payer must confirm first (3-D Secure, a UPI collect): the slow path records
+            # it and waits (202 requires_action).
+            return self._saga.await_action(checkout, owner)
         failpoint("checkout.after_authorize")
         if checkout.fraud is not None and checkout.fraud.review:
             # Held, not captured: a person decides (the slow path records the hold).
@@ -527,6 +583,8 @@ class CheckoutService:
                         completing.sold.get(),
                     )
                 )
+                if self.book_ledger:
+                    queue_capture_booking(uow, checkout, order, payment, captured)
                 uow.commit()
             else:
                 uow.rollback()

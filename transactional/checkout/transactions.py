@@ -23,6 +23,9 @@ from transactional.checkout.model import (
 from transactional.checkout.ports import HotUnitOfWork
 from transactional.inventory.events import committed_event, released_event, reserved_event
 from transactional.inventory.model import Pick, Reservation, StockKey, StockLevel, StockMove
+from transactional.ledger.bookings import order_sale
+from transactional.ledger.commission import current_rates
+from transactional.ledger.payments import capture_of_payment
 from transactional.orders.events import paid_event, placed_event, settled_events
 from transactional.orders.model import Order, PendingChange
 from transactional.payments.model import Payment
@@ -127,6 +130,17 @@ def queue_complete(
     return Completing(saga, paid, sold, placed)
 
 
+def queue_capture_booking(
+    uow: HotUnitOfWork, checkout: Checkout, order: Order, payment: Payment, captured: int
+) -> None:
+    """T2's ledger booking, queued to go with the commit: the capture split per seller
+    (categories from the plan, for the commission)."""
+    plan = checkout.plan
+    categories = {} if plan is None else {line.product_id: line.category_id for line in plan.lines}
+    sale = order_sale(order, categories)
+    uow.ledger.append(capture_of_payment(payment, captured, sale, current_rates()))
+
+
 def complete_events(
     checkout: Checkout,
     order: Order,
@@ -142,7 +156,7 @@ def complete_events(
         authorized,
         captured,
         *(committed_event(move, order.order_id) for move in moves),
-        paid_event(order, payment.payment_id, order.paid_minor, "card"),
+        paid_event(order, payment.payment_id, order.paid_minor, payment.method),
         completed_event(checkout),
     ]
 

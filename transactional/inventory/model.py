@@ -480,6 +480,21 @@ class InventoryRepository(Protocol):
     def restock_units(self, sku: str, warehouse_id: str, quantity: int) -> StockLevel:
         """Sold units are back on the shelf."""
 
+    def take_back_units(
+        self,
+        return_id: str,
+        order_id: str,
+        sku: str,
+        warehouse_id: str,
+        resellable: int,
+        damaged: int,
+    ) -> StockLevel | None:
+        """A return's units of one stock key come back: resellable ones on hand, damaged ones
+        to the damaged bucket; None (nothing moved) if this return moved them already."""
+
+    def returned_units(self, order_id: str) -> dict[StockKey, int]:
+        """Units of an order that returns took back so far, per stock key."""
+
     def add_reservations(self, reservations: Sequence[Reservation]) -> None:
         """Insert new reservations."""
 

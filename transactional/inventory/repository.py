@@ -42,6 +42,18 @@ _RESERVE = _move("reserved = s.reserved + :quantity", "AND s.on_hand - s.reserve
 _COMMIT = _move("on_hand = s.on_hand - :quantity, reserved = s.reserved - :quantity")
 _RELEASE = _move("reserved = s.reserved - :quantity")
 _RESTOCK = _move("on_hand = s.on_hand + :quantity")
+# A return's units: the stock_returns row is the idempotency record (a repeat inserts nothing,
+# so it moves nothing).
+_TAKE_BACK = sql(
+    "WITH claimed AS (INSERT INTO stock_returns "
+    "(return_id, order_id, sku, warehouse_id, resellable, damaged) "
+    "VALUES (:return_id, :order_id, :sku, :warehouse_id, :resellable, :damaged) "
+    "ON CONFLICT DO NOTHING RETURNING sku, warehouse_id) "
+    "UPDATE stock_levels AS s SET on_hand = s.on_hand + :resellable, "
+    "damaged = s.damaged + :damaged, updated_at = now() FROM warehouses AS w, claimed AS c "
+    "WHERE w.warehouse_id = s.warehouse_id AND s.sku = c.sku "
+    f"AND s.warehouse_id = c.warehouse_id RETURNING {_LEVEL}"
+)
 
 
 class SqlInventoryRepository:
@@ -211,6 +223,45 @@ class SqlInventoryRepository:
     def restock_units(self, sku: str, warehouse_id: str, quantity: int) -> StockLevel:
         """Sold units are back on the shelf."""
         return self._required(self._apply(_RESTOCK, sku, warehouse_id, quantity), sku, warehouse_id)
+
+    def take_back_units(
+        self,
+        return_id: str,
+        order_id: str,
+        sku: str,
+        warehouse_id: str,
+        resellable: int,
+        damaged: int,
+    ) -> StockLevel | None:
+        """A return's units of one stock key come back: resellable ones on hand, damaged ones
+        to the damaged bucket; None (nothing moved) if this return moved them already."""
+        row = (
+            self._connection.execute(
+                _TAKE_BACK,
+                {
+                    "return_id": return_id,
+                    "order_id": order_id,
+                    "sku": sku,
+                    "warehouse_id": warehouse_id,
+                    "resellable": resellable,
+                    "damaged": damaged,
+                },
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _level(row)
+
+    def returned_units(self, order_id: str) -> dict[StockKey, int]:
+        """Units of an order that returns took back so far, per stock key."""
+        rows = self._connection.execute(
+            sql(
+                "SELECT sku, warehouse_id, sum(resellable + damaged) AS units FROM stock_returns "
+                "WHERE order_id = :order_id GROUP BY sku, warehouse_id"
+            ),
+            {"order_id": order_id},
+        )
+        return {(row.sku, row.warehouse_id): int(row.units) for row in rows}
 
     def _apply(
         self, statement: Any, sku: str, warehouse_id: str, quantity: int

@@ -523,18 +523,25 @@ class InventoryService:
             uow.inventory.lock_order(order_id)
             now = self._clock()
             changed = [r for r in uow.inventory.reservations_of_order(order_id) if r.restock(now)]
+            # Units that came back through returns (RMA) are on the shelf or damaged already.
+            taken = uow.inventory.returned_units(order_id)
             for reservation in sorted(changed, key=lambda r: r.key):
+                skipped = min(taken.get(reservation.key, 0), reservation.quantity)
+                taken[reservation.key] = taken.get(reservation.key, 0) - skipped
+                quantity = reservation.quantity - skipped
+                if quantity == 0:
+                    continue
                 level = uow.inventory.restock_units(
-                    reservation.sku, reservation.warehouse_id, reservation.quantity
+                    reservation.sku, reservation.warehouse_id, quantity
                 )
-                units[reservation.key] += reservation.quantity
+                units[reservation.key] += quantity
                 uow.emit(
                     REGISTRY.new_event(
                         "stock.adjusted",
                         StockAdjusted(
                             sku=reservation.sku,
                             warehouse_id=reservation.warehouse_id,
-                            delta=reservation.quantity,
+                            delta=quantity,
                             on_hand_after=level.on_hand,
                             available_after=level.available,
                             reason=recorded,
@@ -547,6 +554,60 @@ class InventoryService:
             uow.commit()
         self._adjust_counters(units)
         return sum(units.values())
+
+    def take_back(self, return_id: str, order_id: str, units: Sequence[ReturnedUnits]) -> int:
+        """A received return's units come back, idempotent per return: resellable ones on
+        the shelf (``stock.adjusted``, return_restock), damaged ones into the stock key's
+        damaged bucket (not for sale, so no availability changes and no event).
+
+        Units of an order already restocked whole (cancelled or returned) move nothing, and a
+        later whole-order restock skips the units taken back here. Returns the units moved.
+        """
+        deltas: dict[StockKey, int] = defaultdict(int)
+        moved = 0
+        merged: dict[StockKey, tuple[int, int]] = {}
+        for unit in units:
+            check_units(unit.resellable, "resellable", minimum=0)
+            check_units(unit.damaged, "damaged", minimum=0)
+            before = merged.get((unit.sku, unit.warehouse_id), (0, 0))
+            merged[(unit.sku, unit.warehouse_id)] = (
+                before[0] + unit.resellable,
+                before[1] + unit.damaged,
+            )
+        with self._uow() as uow:
+            uow.inventory.lock_order(order_id)
+            restocked = {
+                r.key for r in uow.inventory.reservations_of_order(order_id) if r.restocked_at
+            }
+            for key, (resellable, damaged) in sorted(merged.items()):
+                if key in restocked:  # the whole order's units went back already
+                    resellable, damaged = 0, 0
+                level = uow.inventory.take_back_units(
+                    return_id, order_id, key[0], key[1], resellable, damaged
+                )
+                if level is None:
+                    continue
+                moved += resellable + damaged
+                if resellable:
+                    deltas[key] += resellable
+                    uow.emit(
+                        REGISTRY.new_event(
+                            "stock.adjusted",
+                            StockAdjusted(
+                                sku=key[0],
+                                warehouse_id=key[1],
+                                delta=resellable,
+                                on_hand_after=level.on_hand,
+                                available_after=level.available,
+                                reason="return_restock",
+                                reference_id=return_id,
+                            ),
+                            region=level.region,
+                        )
+                    )
+            uow.commit()
+        self._adjust_counters(deltas)
+        return moved
 
     # -- reconciliation -------------------------------------------------------------------
 
@@ -636,6 +697,16 @@ class InventoryService:
             self._counters.adjust(deltas)
         except StoreUnavailable as exc:  # PostgreSQL is right; reconcile fixes the counter
             log.warning("stock counters not adjusted, run `souk inventory reconcile`: %s", exc)
+
+
+@dataclass(frozen=True)
+class ReturnedUnits:
+    """Units of one stock key a return brings back, as inspected."""
+
+    sku: str
+    warehouse_id: str
+    resellable: int
+    damaged: int
 
 
 class _Short(Exception):

@@ -61,6 +61,8 @@ class TotalsOut(msgspec.Struct, kw_only=True):
     shipping: MoneyOut
     tax: MoneyOut
     grand_total: MoneyOut
+    # The tax inside the subtotal (tax-inclusive prices: eu, in); ``tax`` is added on top.
+    tax_included: MoneyOut | None = None
 
 
 class LineOut(msgspec.Struct, kw_only=True):
@@ -74,6 +76,9 @@ class LineOut(msgspec.Struct, kw_only=True):
     quantity: int
     unit_price: MoneyOut
     warehouse_id: str
+    tax: MoneyOut | None = None  # the whole line's tax
+    tax_rate: str | None = None  # percent, e.g. "19"
+    tax_included: bool = False  # inside the unit price, or added on top
 
     @classmethod
     def of(cls, line: OrderLine, currency: str) -> LineOut:
@@ -87,6 +92,9 @@ class LineOut(msgspec.Struct, kw_only=True):
             quantity=line.quantity,
             unit_price=MoneyOut(amount_minor=line.unit_price_minor, currency=currency),
             warehouse_id=line.warehouse_id,
+            tax=MoneyOut(amount_minor=line.tax_minor, currency=currency),
+            tax_rate=format(line.tax_rate.normalize(), "f"),
+            tax_included=line.tax_included,
         )
 
 
@@ -172,6 +180,7 @@ class OrderOut(msgspec.Struct, kw_only=True):
                 shipping=money(totals.shipping_minor),
                 tax=money(totals.tax_minor),
                 grand_total=money(totals.grand_total),
+                tax_included=money(order.tax_included_minor),
             ),
             shipping_address=ShippingAddressOut(
                 country=address.country,

@@ -89,6 +89,9 @@ def placed_event(order: Order) -> Envelope:
                     quantity=line.quantity,
                     unit_price=money(order, line.unit_price_minor),
                     warehouse_id=line.warehouse_id,
+                    tax=money(order, line.tax_minor),
+                    tax_rate=format(line.tax_rate.normalize(), "f"),
+                    tax_included=line.tax_included,
                 )
                 for line in order.lines
             ],
@@ -98,6 +101,7 @@ def placed_event(order: Order) -> Envelope:
                 shipping=money(order, totals.shipping_minor),
                 tax=money(order, totals.tax_minor),
                 grand_total=money(order, totals.grand_total),
+                tax_included=money(order, order.tax_included_minor),
             ),
             shipping_address=Address(
                 country=address.country,

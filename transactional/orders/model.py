@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, Protocol, get_args
 
 from transactional.shared.errors import Conflict, InvalidRequest, NotFound
@@ -165,6 +166,11 @@ class OrderLine:
     quantity: int
     unit_price_minor: int
     warehouse_id: str
+    # The line's tax from billing's rules at checkout: its rate in percent and amount, inside
+    # the price (tax-inclusive regions) or added on top (``totals.tax_minor`` sums those).
+    tax_rate: Decimal = Decimal(0)
+    tax_minor: int = 0
+    tax_included: bool = False
 
     @property
     def total_minor(self) -> int:
@@ -259,6 +265,17 @@ class Order:
     refunded_minor: int = 0
     pending: PendingChange | None = None
     history: list[Transition] = field(default_factory=list)  # transitions made in this session
+
+    @property
+    def tax_due_minor(self) -> int:
+        """All the tax the order carries: added on top (``totals.tax_minor``) or inside its
+        tax-inclusive prices; what the seller owes the tax office."""
+        return sum(line.tax_minor for line in self.lines)
+
+    @property
+    def tax_included_minor(self) -> int:
+        """The tax inside the lines' prices (tax-inclusive regions), not added on top."""
+        return sum(line.tax_minor for line in self.lines if line.tax_included)
 
     def can_become(self, to: OrderStatus) -> bool:
         """Whether ``to`` is the current status or one step of the state machine away."""

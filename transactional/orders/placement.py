@@ -10,6 +10,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple, get_args
 
 from schemas.common import Address, PaymentMethod
@@ -31,7 +32,8 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 class NewLine(NamedTuple):
-    """One line of an order to place (plain tuples in this field order work too)."""
+    """One line of an order to place (plain tuples in this field order work too; the tax
+    fields may be left out: untaxed)."""
 
     sku: str
     product_id: str
@@ -40,6 +42,9 @@ class NewLine(NamedTuple):
     quantity: int
     unit_price_minor: int
     warehouse_id: str
+    tax_rate: Decimal = Decimal(0)  # percent
+    tax_minor: int = 0  # the whole line's tax
+    tax_included: bool = False  # inside the price, or added on top (into totals.tax_minor)
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,10 @@ class PlaceOrder:
     customer_id: str
     region: str
     currency: str
-    lines: Sequence[tuple[str, str, str, str, int, int, str]]
+    lines: Sequence[tuple[str, str, str, str, int, int, str] | NewLine]
     shipping_address: Address
     payment_method: PaymentMethod = "card"
-    totals: Totals | None = None  # None: the lines' subtotal, no discount, shipping or tax
+    totals: Totals | None = None  # None: the lines' subtotal and their tax added on top
     payment_id: str | None = None  # an authorisation made before the order, voided on cancel
 
 
@@ -87,7 +92,8 @@ def new_order(command: PlaceOrder, regions: Collection[str], now: datetime) -> O
     order_id = order_id_for(command.region, uuid7().hex)
     lines = [_line(order_id, index, raw) for index, raw in enumerate(command.lines, 1)]
     subtotal = sum(line.total_minor for line in lines)
-    totals = command.totals or Totals(subtotal_minor=subtotal)
+    added = sum(line.tax_minor for line in lines if not line.tax_included)
+    totals = command.totals or Totals(subtotal_minor=subtotal, tax_minor=added)
     totals.check(subtotal)
     order = Order(
         order_id=order_id,
@@ -122,8 +128,11 @@ def new_order(command: PlaceOrder, regions: Collection[str], now: datetime) -> O
     return order
 
 
-def _line(order_id: str, index: int, raw: tuple[str, str, str, str, int, int, str]) -> OrderLine:
-    if len(raw) != len(NewLine._fields):
+def _line(
+    order_id: str, index: int, raw: tuple[str, str, str, str, int, int, str] | NewLine
+) -> OrderLine:
+    required = len(NewLine._fields) - len(NewLine._field_defaults)
+    if not required <= len(raw) <= len(NewLine._fields):
         raise InvalidRequest(
             f"line {index} must have the fields {', '.join(NewLine._fields)}",
             code="invalid_line",
@@ -147,6 +156,7 @@ def _line(order_id: str, index: int, raw: tuple[str, str, str, str, int, int, st
             f"line {index}: unit_price_minor must be a non-negative integer, got {price!r}",
             code="invalid_price",
         )
+    _check_tax(index, line)
     return OrderLine(
         line_id=f"{order_id}_l{index}",
         sku=line.sku,
@@ -156,7 +166,30 @@ def _line(order_id: str, index: int, raw: tuple[str, str, str, str, int, int, st
         quantity=line.quantity,
         unit_price_minor=line.unit_price_minor,
         warehouse_id=line.warehouse_id,
+        tax_rate=line.tax_rate,
+        tax_minor=line.tax_minor,
+        tax_included=line.tax_included,
     )
+
+
+def _check_tax(index: int, line: NewLine) -> None:
+    """A line's tax is a rate in [0, 100), a non-negative amount, at most the price if inside
+    it."""
+    tax, rate = line.tax_minor, line.tax_rate
+    if (
+        not isinstance(rate, Decimal)
+        or not rate.is_finite()
+        or not Decimal(0) <= rate < Decimal(100)
+        or isinstance(tax, bool)
+        or not isinstance(tax, int)
+        or tax < 0
+        or not isinstance(line.tax_included, bool)
+        or (line.tax_included and tax > line.quantity * line.unit_price_minor)
+    ):
+        raise InvalidRequest(
+            f"line {index}: tax must be a rate in [0, 100) and an amount within the line",
+            code="invalid_tax",
+        )
 
 
 def _is_id(value: object) -> bool:

@@ -36,7 +36,7 @@ _ORDER_COLUMNS = (
 )
 _LINE_COLUMNS = (
     "region, order_id, line_id, position, sku, product_id, seller_id, title, quantity, "
-    "unit_price_minor, warehouse_id, group_id"
+    "unit_price_minor, warehouse_id, group_id, tax_rate, tax_minor, tax_included"
 )
 _GROUP_COLUMNS = (
     "region, order_id, group_id, position, seller_id, warehouse_id, status, shipment_id, "
@@ -148,6 +148,9 @@ def line_rows(order: Order) -> list[dict[str, Any]]:
             "unit_price_minor": line.unit_price_minor,
             "warehouse_id": line.warehouse_id,
             "group_id": group_of[line.line_id],
+            "tax_rate": line.tax_rate,
+            "tax_minor": line.tax_minor,
+            "tax_included": line.tax_included,
         }
         for position, line in enumerate(order.lines)
     ]
@@ -326,6 +329,9 @@ def _order(
                 quantity=line["quantity"],
                 unit_price_minor=line["unit_price_minor"],
                 warehouse_id=line["warehouse_id"],
+                tax_rate=line["tax_rate"],
+                tax_minor=line["tax_minor"],
+                tax_included=line["tax_included"],
             )
             for line in lines
         ],

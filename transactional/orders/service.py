@@ -241,6 +241,24 @@ class OrderService:
         order.history.clear()
         return order
 
+    def record_returned(self, order_id: str, refunded_minor: int, actor: str, note: str) -> Order:
+        """Every unit of a delivered order came back through returns (RMA), each refunded and
+        restocked there: the order becomes returned with no compensation of its own (emits
+        ``order.returned``); idempotent."""
+        actor_kind(actor)
+        with self._uow() as uow:
+            order = self._locked(uow, order_id)
+            if order.status == "returned":
+                return order
+            at = self._clock()
+            order.transition("returned", at, note, actor)
+            order.refunded_minor = max(order.refunded_minor, refunded_minor)
+            uow.orders.save(order)
+            uow.emit(*fulfilment_events(order, "returned", at, refunded_minor, note))
+            uow.commit()
+        order.history.clear()
+        return order
+
     def hold(self, order_id: str, actor: str, cause: str) -> Order:
         """Put a placed order on hold for a fraud review (idempotent; its checkout does it
         once the payment is authorized). No event: the fraud alert says it."""

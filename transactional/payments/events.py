@@ -4,14 +4,37 @@ from __future__ import annotations
 
 from schemas.common import Money
 from schemas.envelope import Envelope
-from schemas.payments import PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentVoided
+from schemas.payments import (
+    PaymentActionRequired,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentVoided,
+)
 from schemas.registry import REGISTRY
 from transactional.payments.model import Payment
 
 
 def authorization_event(payment: Payment) -> Envelope:
-    """payment.authorized, or payment.failed for a declined authorisation."""
+    """payment.authorized, payment.failed for a declined authorisation, or
+    payment.action_required while the gateway waits on the payer."""
     amount = _money(payment.amount_minor, payment.currency)
+    if payment.awaiting_action:
+        return REGISTRY.new_event(
+            "payment.action_required",
+            PaymentActionRequired(
+                payment_id=payment.payment_id,
+                order_id=payment.order_id,
+                customer_id=payment.customer_id,
+                amount=amount,
+                method=payment.method,
+                gateway=payment.gateway,
+                action="upi_collect" if payment.method == "upi" else "three_d_secure",
+                gateway_reference=payment.gateway_reference,
+                expires_at=payment.authorization_expires_at,
+            ),
+            region=payment.region,
+        )
     if payment.status == "authorized":
         return REGISTRY.new_event(
             "payment.authorized",

@@ -103,11 +103,11 @@ class PaymentVoidedMeanwhile(Conflict):
 
 @dataclass(frozen=True)
 class Card:
-    """Raw card data as a shopper typed it; repr hides the number and CVC."""
+    """Raw card data as a shopper typed it; repr hides the number, expiry and CVC."""
 
     number: str = field(repr=False)
-    exp_month: int
-    exp_year: int
+    exp_month: int = field(repr=False)  # the full expiry is card data too (the vault's)
+    exp_year: int = field(repr=False)
     cvc: str = field(repr=False)
     holder: str
 
@@ -173,13 +173,15 @@ class GatewayAuthorization:
     """The gateway's answer to an authorisation: a held amount, or a decline with its code."""
 
     reference: str
-    status: Literal["authorized", "declined"]
+    # requires_action: the payer must confirm first (3-D Secure, a UPI collect request)
+    status: Literal["authorized", "declined", "requires_action"]
     amount_minor: int
     currency: str
     card_brand: str
     last4: str
     decline_code: str | None = None
-    expires_at: datetime | None = None  # when an uncaptured hold lapses
+    expires_at: datetime | None = None  # when an uncaptured hold (or a pending action) lapses
+    action_id: str | None = None  # the challenge or collect request the payer answers
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,17 @@ class Payment:
     authorization_expires_at: datetime | None = None
     captured_minor: int = 0
     refunded_minor: int = 0
+    # An EMI payment's plan as shown before paying (None otherwise): see payments/emi.py.
+    emi_months: int | None = None
+    emi_bank: str | None = None
+    emi_rate_bp: int | None = None  # annual rate, basis points
+    emi_monthly_minor: int | None = None
+    emi_interest_minor: int | None = None
+
+    @property
+    def awaiting_action(self) -> bool:
+        """Pending at a gateway that waits on the payer (3-D Secure, a UPI collect)."""
+        return self.status == "pending" and self.gateway_reference is not None
 
     @property
     def refundable_minor(self) -> int:
@@ -311,8 +324,19 @@ class Payment:
         )
 
     def record_authorization(self, result: GatewayAuthorization, at: datetime) -> None:
-        """Apply the gateway's authorise answer to a pending payment."""
+        """Apply the gateway's authorise answer to a pending payment.
+
+        ``requires_action`` keeps it pending (the gateway has not decided yet), with the
+        gateway's charge noted: the payment then awaits the payer (see ``awaiting_action``).
+        """
         self._require({"pending"}, "record an authorisation")
+        if result.status == "requires_action":
+            self.gateway_reference = result.reference
+            self.card_brand = result.card_brand
+            self.last4 = result.last4
+            self.authorization_expires_at = result.expires_at
+            self.updated_at = at
+            return
         if result.status == "authorized" and result.amount_minor != self.amount_minor:
             raise IllegalPaymentTransition(
                 f"payment {self.payment_id}: the gateway held {result.amount_minor}, "

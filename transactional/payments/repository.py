@@ -6,6 +6,7 @@ from typing import Any, Self
 
 from sqlalchemy import Connection
 
+from transactional.ledger.payments import SqlPaymentLedger
 from transactional.payments.model import Payment, Refund
 from transactional.shared.db import sql
 from transactional.shared.unit_of_work import SqlUnitOfWork
@@ -13,7 +14,8 @@ from transactional.shared.unit_of_work import SqlUnitOfWork
 _PAYMENT_COLUMNS = (
     "payment_id, order_id, customer_id, region, amount_minor, currency, instrument_token, "
     "idempotency_key, created_at, updated_at, method, gateway, status, gateway_reference, "
-    "card_brand, last4, decline_code, authorization_expires_at, captured_minor, refunded_minor"
+    "card_brand, last4, decline_code, authorization_expires_at, captured_minor, refunded_minor, "
+    "emi_months, emi_bank, emi_rate_bp, emi_monthly_minor, emi_interest_minor"
 )
 _CHARGE_COLUMNS = (
     "reference, token, amount_minor, currency, status, created_at, updated_at, decline_code, "
@@ -109,11 +111,13 @@ def payment_row(payment: Payment) -> dict[str, Any]:
 
 
 class SqlPaymentsUnitOfWork(SqlUnitOfWork):
-    """A transaction with ``payments`` attached."""
+    """A transaction with ``payments`` and the ``ledger`` (booking on it) attached."""
 
     payments: SqlPaymentRepository
+    ledger: SqlPaymentLedger
 
     def __enter__(self) -> Self:
         super().__enter__()
         self.payments = SqlPaymentRepository(self.connection)
+        self.ledger = SqlPaymentLedger(self.connection)
         return self

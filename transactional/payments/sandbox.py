@@ -9,6 +9,8 @@ card number                   outcome of ``authorize``
 ``4000000000000002``          declined, ``card_declined``
 ``4000000000009995``          declined, ``insufficient_funds``
 ``4000000000000069``          declined, ``expired_card``
+``4000002760003184``          requires action (3-D Secure): nothing held until the payer
+                              confirms the challenge (:meth:`confirm_challenge`)
 ``4000000000000259``          the hold IS recorded, then :class:`GatewayTimeout` is raised:
                               the processor acted but its answer was lost, so a caller
                               must retry with the same key or ``lookup`` it (both return
@@ -23,10 +25,11 @@ nothing. State lives behind the :class:`SandboxLedger` port — PostgreSQL table
 production wiring, written in the sandbox's own short transactions (never the caller's),
 so it survives a crash of our process the way an external processor would.
 
-Test mode only: the vault keeps the full card number, as a processor's vault does. Nothing
-outside the vault ever sees more than brand, last four digits and expiry. A vaulted card
-belongs to the customer it was tokenised for (like a processor's card attached to a customer
-object): an authorisation on behalf of anyone else finds no such card.
+The vault keeps the card number and expiry only encrypted (AES-GCM envelopes, see
+transactional.payments.vault), as a processor's vault does; the CVC is checked, never kept.
+Nothing outside the vault ever sees more than brand, last four digits and a fingerprint.
+A vaulted card belongs to the customer it was tokenised for (like a processor's card attached
+to a customer object): an authorisation on behalf of anyone else finds no such card.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -59,6 +62,8 @@ from transactional.shared.errors import InvalidRequest
 
 APPROVED_CARD = "4242424242424242"
 TIMEOUT_CARD = "4000000000000259"
+THREE_DS_CARD = "4000002760003184"  # Stripe's "always authenticate" test card
+CHALLENGE_DURATION = timedelta(days=1)  # a 3-D Secure challenge nobody answers lapses
 DECLINING_CARDS: dict[str, str] = {
     "4000000000000002": "card_declined",
     "4000000000009995": "insufficient_funds",
@@ -67,23 +72,34 @@ DECLINING_CARDS: dict[str, str] = {
 HOLD_DURATION = timedelta(days=7)  # an uncaptured authorisation lapses after this
 
 ChargeStatus = Literal[
-    "authorized", "declined", "captured", "partially_refunded", "refunded", "voided"
+    "requires_action",
+    "authorized",
+    "declined",
+    "captured",
+    "partially_refunded",
+    "refunded",
+    "voided",
 ]
 
 
 @dataclass(frozen=True)
 class VaultEntry:
-    """A tokenised card (the number is kept here only: test mode)."""
+    """A tokenised card, opened: number and expiry in memory only (never in a repr).
+
+    The store keeps them sealed by the card vault (transactional.payments.vault); only
+    brand, last four and the fingerprint (filled in by the store) are stored in the clear.
+    """
 
     token: str
-    number: str
+    number: str = field(repr=False)
     brand: str
     last4: str
-    exp_month: int
-    exp_year: int
+    exp_month: int = field(repr=False)
+    exp_year: int = field(repr=False)
     holder: str
     created_at: datetime
     owner: str | None = None  # the customer it belongs to; None for a card vaulted anonymously
+    fingerprint: str = ""  # keyed digest of the number: the same card under other tokens
 
 
 @dataclass(frozen=True)
@@ -262,25 +278,32 @@ class SandboxCardGateway:
             decline = DECLINING_CARDS.get(entry.number)
             if decline is None and card_expired(entry.exp_month, entry.exp_year, now):
                 decline = "expired_card"
+            challenged = decline is None and entry.number == THREE_DS_CARD
+            status: Literal["authorized", "declined", "requires_action"] = (
+                "declined" if decline else "requires_action" if challenged else "authorized"
+            )
             charge = Charge(
                 reference=new_id("ch"),
                 token=token,
                 amount_minor=amount_minor,
                 currency=currency,
-                status="declined" if decline else "authorized",
+                status=status,
                 decline_code=decline,
                 created_at=now,
                 updated_at=now,
             )
             result = GatewayAuthorization(
                 reference=charge.reference,
-                status="declined" if decline else "authorized",
+                status=status,
                 amount_minor=amount_minor,
                 currency=currency,
                 card_brand=entry.brand,
                 last4=entry.last4,
                 decline_code=decline,
-                expires_at=None if decline else now + HOLD_DURATION,
+                expires_at=None
+                if decline
+                else now + (CHALLENGE_DURATION if challenged else HOLD_DURATION),
+                action_id=new_id("tds") if challenged else None,
             )
             session.save_charge(charge)
             session.save_request(
@@ -394,6 +417,53 @@ class SandboxCardGateway:
             stored = session.request(idempotency_key)
         return None if stored is None else _decode(stored.result)
 
+    # -- 3-D Secure challenges: the issuer's page, in test mode ---------------------------
+
+    def action_outcome(self, reference: str) -> GatewayAuthorization:
+        """Where a challenged authorisation stands now: ``requires_action`` still, authorised
+        (the payer confirmed) or declined (failed or cancelled); ChargeNotFound if unknown."""
+        self._network()
+        with self._ledger.session(reference) as session:
+            session.prefetch(reference=reference)
+            charge = _charge(session, reference)
+            entry = session.vault_entry(charge.token)
+        return _challenge_answer(charge, entry)
+
+    def confirm_challenge(self, reference: str, approve: bool = True) -> GatewayAuthorization:
+        """The payer answers the challenge: the amount is held, or declined
+        (``authentication_failed``). Repeating the same answer returns it again;
+        GatewayRefused if the challenge was cancelled or answered the other way."""
+        with self._ledger.session(reference) as session:
+            session.prefetch(reference=reference)
+            charge = _charge(session, reference)
+            wanted: ChargeStatus = "authorized" if approve else "declined"
+            if charge.status == "requires_action":
+                now = self._clock()
+                charge = Charge(**{**asdict(charge), "status": wanted, "updated_at": now})
+                session.save_charge(charge)
+            elif _challenge_answer(charge, None).status != wanted:
+                raise GatewayRefused(
+                    f"charge {reference} is {charge.status}; its challenge cannot be answered",
+                    code="challenge_closed",
+                )
+            entry = session.vault_entry(charge.token)
+        return _challenge_answer(charge, entry)
+
+    def cancel_action(self, reference: str) -> GatewayAuthorization:
+        """Stop waiting for the payer: an unanswered challenge is closed (nothing was held);
+        an answered one keeps its answer (an authorisation is then voided as usual)."""
+        self._network()
+        with self._ledger.session(reference) as session:
+            session.prefetch(reference=reference)
+            charge = _charge(session, reference)
+            if charge.status == "requires_action":
+                charge = Charge(
+                    **{**asdict(charge), "status": "voided", "updated_at": self._clock()}
+                )
+                session.save_charge(charge)
+            entry = session.vault_entry(charge.token)
+        return _challenge_answer(charge, entry)
+
     def _transact(
         self,
         session: SandboxSession,
@@ -472,6 +542,30 @@ def _usable_by(session: SandboxSession, entry: VaultEntry, owner: str | None) ->
     if entry.owner is None:
         return session.claim_vault_entry(entry.token, owner) == owner
     return False
+
+
+def _challenge_answer(charge: Charge, entry: VaultEntry | None) -> GatewayAuthorization:
+    """A charge as an authorisation answer (for challenged ones: where the challenge is)."""
+    status: Literal["authorized", "declined", "requires_action"]
+    code = None
+    if charge.status in ("requires_action", "declined"):
+        status = charge.status
+        if status == "declined":
+            code = charge.decline_code or "authentication_failed"
+    elif charge.status == "voided" and charge.captured_minor == 0:
+        status, code = "declined", "action_cancelled"
+    else:
+        status = "authorized"
+    return GatewayAuthorization(
+        reference=charge.reference,
+        status=status,
+        amount_minor=charge.amount_minor,
+        currency=charge.currency,
+        card_brand=entry.brand if entry is not None else "unknown",
+        last4=entry.last4 if entry is not None else "",
+        decline_code=code,
+        expires_at=None if status == "declined" else charge.created_at + HOLD_DURATION,
+    )
 
 
 def _charge(session: SandboxSession, reference: str) -> Charge:

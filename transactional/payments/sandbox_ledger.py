@@ -5,6 +5,9 @@ as a processor's ledger is apart from ours. The rows a call needs are read toget
 the lock in one round trip (:meth:`SqlSandboxSession.prefetch`), the writes and COMMIT go in
 one more: a card call costs our database two round trips, not seven, so the benchmark's
 figures are not the sandbox's.
+
+The vault table holds no card number or expiry in the clear: they are sealed by the card
+vault on the way in and opened on the way out (``sealed``, ``data_key``, ``kek_id``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
 from transactional.payments.sandbox import Charge, StoredRequest, VaultEntry
+from transactional.payments.vault.cards import CardSecret, CardVault
+from transactional.payments.vault.envelope import Envelope
+from transactional.payments.vault.kms import WrappedKey
 from transactional.shared.deferred import Deferred
 from transactional.shared.pipeline import PipelinedUnitOfWork, Row, pyformat
 
@@ -26,7 +32,9 @@ _CHARGE_COLUMNS = (
     "reference, token, amount_minor, currency, status, created_at, updated_at, decline_code, "
     "captured_minor, refunded_minor"
 )
-_VAULT_COLUMNS = "token, number, brand, last4, exp_month, exp_year, holder, created_at, owner"
+_VAULT_COLUMNS = (
+    "token, brand, last4, fingerprint, holder, created_at, owner, sealed, data_key, kek_id"
+)
 
 
 def _names(columns: str) -> list[str]:
@@ -37,7 +45,6 @@ def _params(columns: str) -> str:
     return ", ".join(f":{name}" for name in _names(columns))
 
 
-_VAULT_NAMES = _names(_VAULT_COLUMNS)
 _LOCK = pyformat("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _REQUEST = pyformat(
     "SELECT idempotency_key, operation, fingerprint, result "
@@ -81,8 +88,42 @@ def _request(row: dict[str, Any] | None) -> StoredRequest | None:
     return None if row is None else StoredRequest(**row)
 
 
-def _vault(row: dict[str, Any] | None) -> VaultEntry | None:
-    return None if row is None else VaultEntry(**row)
+def _vault(cards: CardVault, row: dict[str, Any] | None) -> VaultEntry | None:
+    """A stored card, opened (number and expiry in memory only)."""
+    if row is None:
+        return None
+    token = row["token"]
+    envelope = Envelope(bytes(row["sealed"]), WrappedKey(row["kek_id"], bytes(row["data_key"])))
+    secret = cards.open(token, envelope)
+    return VaultEntry(
+        token=token,
+        number=secret.number,
+        brand=row["brand"],
+        last4=row["last4"],
+        exp_month=secret.exp_month,
+        exp_year=secret.exp_year,
+        holder=row["holder"],
+        created_at=row["created_at"],
+        owner=row["owner"],
+        fingerprint=row["fingerprint"],
+    )
+
+
+def _sealed_row(cards: CardVault, entry: VaultEntry) -> dict[str, Any]:
+    """The vault row of a card: number and expiry sealed, never stored in the clear."""
+    sealed = cards.seal(entry.token, CardSecret(entry.number, entry.exp_month, entry.exp_year))
+    return {
+        "token": entry.token,
+        "brand": sealed.brand,
+        "last4": sealed.last4,
+        "fingerprint": sealed.fingerprint,
+        "holder": entry.holder,
+        "created_at": entry.created_at,
+        "owner": entry.owner,
+        "sealed": sealed.envelope.ciphertext,
+        "data_key": sealed.envelope.data_key.blob,
+        "kek_id": sealed.envelope.data_key.kek_id,
+    }
 
 
 def _charge(row: dict[str, Any] | None) -> Charge | None:
@@ -94,8 +135,9 @@ def _charge(row: dict[str, Any] | None) -> Charge | None:
 class SqlSandboxSession:
     """One transaction on the sandbox's tables; reads answered from :meth:`prefetch`."""
 
-    def __init__(self, uow: PipelinedUnitOfWork) -> None:
+    def __init__(self, uow: PipelinedUnitOfWork, cards: CardVault) -> None:
         self._uow = uow
+        self._cards = cards
         self._requests: dict[str, StoredRequest | None] = {}
         self._vault: dict[str, VaultEntry | None] = {}
         self._charges: dict[str, Charge | None] = {}
@@ -116,7 +158,7 @@ class SqlSandboxSession:
         if key is not None and request is not None:
             self._requests[key] = _request(request.get())
         if token is not None and vault is not None:
-            self._vault[token] = _vault(vault.get())
+            self._vault[token] = _vault(self._cards, vault.get())
         if reference is not None and charge is not None:
             self._charges[reference] = _charge(charge.get())
 
@@ -147,7 +189,7 @@ class SqlSandboxSession:
 
     def save_vault_entry(self, entry: VaultEntry) -> None:
         """Vault a card."""
-        self._uow.execute(_SAVE_VAULT, {name: getattr(entry, name) for name in _VAULT_NAMES})
+        self._uow.execute(_SAVE_VAULT, _sealed_row(self._cards, entry))
         self._vault[entry.token] = entry
 
     def claim_vault_entry(self, token: str, owner: str) -> str | None:
@@ -176,13 +218,15 @@ class SqlSandboxSession:
 class SqlSandboxLedger:
     """The sandbox's store, in its own short transactions on our PostgreSQL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cards: CardVault) -> None:
         self._connect: Callable[[], Any] = engine.raw_connection
+        self._cards = cards
 
     def vault(self, entry: VaultEntry) -> None:
-        """Store a new card: one statement, committed on its own."""
+        """Store a new card, sealed: one statement, committed on its own."""
+        row = _sealed_row(self._cards, entry)
         with PipelinedUnitOfWork(self._connect, None) as uow:
-            uow.execute(_SAVE_VAULT, {name: getattr(entry, name) for name in _VAULT_NAMES})
+            uow.execute(_SAVE_VAULT, row)
             uow.sync()
 
     @contextmanager
@@ -192,5 +236,5 @@ class SqlSandboxLedger:
         with PipelinedUnitOfWork(self._connect, None) as uow:
             uow.begin()
             uow.execute(_LOCK, {"key": f"sandbox-gateway|{lock_key}"})
-            yield SqlSandboxSession(uow)
+            yield SqlSandboxSession(uow, self._cards)
             uow.commit()

@@ -37,15 +37,27 @@ from transactional.payments.model import (
     RefundReason,
     UnknownInstrument,
 )
+from transactional.payments.threeds import cancel_action, current_answer
 from transactional.shared.errors import Conflict, DomainError, InvalidRequest
 from transactional.shared.regions import SUPPORTED_CURRENCIES
 from transactional.shared.unit_of_work import UnitOfWork
 
 
+class PaymentLedger(Protocol):
+    """The ledger, booking in the payment's own transaction (``transactional/ledger``)."""
+
+    def book_capture(self, payment: Payment, amount_minor: int) -> bool:
+        """Book a recorded capture (a no-op if booked already)."""
+
+    def book_refund(self, payment: Payment, refund: Refund) -> bool:
+        """Book a refund recorded on ``payment`` (a no-op if booked already)."""
+
+
 class PaymentsUnitOfWork(UnitOfWork, Protocol):
-    """A transaction with the payment repository attached."""
+    """A transaction with the payment repository and the ledger attached."""
 
     payments: PaymentRepository
+    ledger: PaymentLedger
 
 
 class PaymentService:
@@ -70,6 +82,17 @@ class PaymentService:
     def gateway(self) -> str:
         """The name of the gateway adapter payments go through (e.g. ``sandbox``)."""
         return self._gateway.name
+
+    def wrap_gateway(self, wrap: Callable[[PaymentGateway], PaymentGateway]) -> PaymentGateway:
+        """Put an adapter in front of the gateway (wiring only, e.g. UPI beside the cards);
+        the new gateway."""
+        self._gateway = wrap(self._gateway)
+        return self._gateway
+
+    def gateway_for(self, method: str) -> str:
+        """The name of the adapter a payment of ``method`` goes through."""
+        name_for = getattr(self._gateway, "name_for", None)
+        return self._gateway.name if name_for is None else str(name_for(method))
 
     def tokenize(self, card: Card, customer_id: str | None = None) -> str:
         """Vault a card at the gateway as ``customer_id``'s; the only place a raw card goes.
@@ -225,6 +248,7 @@ class PaymentService:
             if payment.status == "authorized":
                 payment.record_capture(transaction.amount_minor, self._clock())
                 uow.payments.save(payment)
+                uow.ledger.book_capture(payment, transaction.amount_minor)
                 uow.emit(captured_event(payment, transaction.amount_minor))
                 uow.commit()
         return payment
@@ -245,6 +269,11 @@ class PaymentService:
             return payment
         if payment.status in CAPTURED_STATUSES:
             raise _not_voidable(payment)
+        if payment.awaiting_action:
+            # Waiting on the payer: close the action; an approval that came first is voided.
+            closed = cancel_action(self._gateway, _reference(payment))
+            if closed is not None and closed.status == "authorized":
+                payment = self._record(payment_id, closed, None)
         # Pending here means the gateway never saw the authorisation: nothing to release.
         if payment.status == "authorized":
             try:
@@ -271,11 +300,15 @@ class PaymentService:
         amount_minor: int | None = None,
         *,
         reason: RefundReason = "cancellation",
+        idempotency_key: str | None = None,
+        return_id: str | None = None,
     ) -> Payment:
         """Give back captured money, all that is left when ``amount_minor`` is None.
 
         With None a repeat is a no-op (nothing left); a retry after a crash or timeout
-        replays the same gateway refund instead of refunding twice.
+        replays the same gateway refund instead of refunding twice. A caller with its own
+        ``idempotency_key`` (a return's refund) gets that refund once however often it
+        calls, even after other refunds; ``return_id`` names the return on the event.
         """
         with self._uow() as uow:
             payment = uow.payments.get(payment_id)
@@ -289,22 +322,28 @@ class PaymentService:
                 code="payment_not_refundable",
                 payment_status=payment.status,
             )
-        if amount_minor is None:
-            if payment.refundable_minor == 0:
-                return payment
-            amount = payment.refundable_minor
+        # A keyed refund the gateway made already (its answer or its recording lost) is
+        # recorded, not checked again: what is left no longer includes it.
+        known = self._gateway.lookup(idempotency_key) if idempotency_key else None
+        if isinstance(known, GatewayTransaction) and known.kind == "refund":
+            transaction = known
         else:
-            amount = amount_minor
-        if not 0 < amount <= payment.refundable_minor:
-            raise InvalidRequest(
-                f"refund {amount} must be between 1 and the {payment.refundable_minor} "
-                "captured and not yet refunded",
-                code="refund_exceeds_captured",
+            if amount_minor is None:
+                if payment.refundable_minor == 0:
+                    return payment
+                amount = payment.refundable_minor
+            else:
+                amount = amount_minor
+            if not 0 < amount <= payment.refundable_minor:
+                raise InvalidRequest(
+                    f"refund {amount} must be between 1 and the {payment.refundable_minor} "
+                    "captured and not yet refunded",
+                    code="refund_exceeds_captured",
+                )
+            # Numbered by the refunds recorded: a retry reuses the key, a new refund not.
+            transaction = self._gateway.refund(
+                _reference(payment), amount, idempotency_key or f"{payment_id}:refund:{refunds + 1}"
             )
-        # Numbered by the refunds already recorded: a retry reuses the key, a new refund not.
-        transaction = self._gateway.refund(
-            _reference(payment), amount, f"{payment_id}:refund:{refunds + 1}"
-        )
         with self._uow() as uow:
             payment = self._locked(uow, payment_id)
             now = self._clock()
@@ -319,6 +358,7 @@ class PaymentService:
             if uow.payments.add_refund(refund):
                 payment.record_refund(refund.amount_minor, now)
                 uow.payments.save(payment)
+                uow.ledger.book_refund(payment, refund)
                 uow.emit(
                     REGISTRY.new_event(
                         "payment.refunded",
@@ -328,6 +368,7 @@ class PaymentService:
                             order_id=payment.order_id,
                             customer_id=payment.customer_id,
                             amount=_money(refund.amount_minor, payment.currency),
+                            return_id=return_id,
                             reason=reason,
                             gateway_reference=payment.gateway_reference,
                         ),
@@ -385,9 +426,12 @@ class PaymentService:
     def _record(
         self, payment_id: str, result: GatewayAuthorization | None, failure: str | None
     ) -> Payment:
+        if result is not None:
+            # A challenged authorisation: the payer may have answered since (threeds.py).
+            result = current_answer(self._gateway, result)
         with self._uow() as uow:
             payment = self._locked(uow, payment_id)
-            if payment.status == "pending":
+            if payment.status == "pending" and not _noted_action(payment, result):
                 now = self._clock()
                 if result is not None:
                     payment.record_authorization(result, now)
@@ -475,6 +519,15 @@ def _late_hold(payment: Payment, result: GatewayAuthorization) -> bool:
         result.status == "authorized"
         and payment.status in _GIVEN_UP
         and payment.gateway_reference != result.reference
+    )
+
+
+def _noted_action(payment: Payment, result: GatewayAuthorization | None) -> bool:
+    """Whether this answer is the payer's pending action the payment already records."""
+    return (
+        result is not None
+        and result.status == "requires_action"
+        and payment.gateway_reference == result.reference
     )
 
 

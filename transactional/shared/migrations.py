@@ -21,6 +21,6 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade_database(database_url: str, revision: str = "heads") -> None:
+def upgrade_database(database_url: str, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (idempotent)."""
     command.upgrade(alembic_config(database_url), revision)

@@ -64,6 +64,7 @@ from transactional.inventory.model import (
     allocate,
     normalise_lines,
 )
+from transactional.ledger.model import LedgerTransaction
 from transactional.orders.model import Order, OrderStatus
 from transactional.payments.model import (
     GatewayAuthorization,
@@ -154,7 +155,7 @@ class _Trap:
     action: Callable[[], object]
 
 
-TABLES = ("checkouts", "keys", "claims", "levels", "reservations", "orders", "payments")
+TABLES = ("checkouts", "keys", "claims", "levels", "reservations", "orders", "payments", "ledger")
 _GONE = object()
 
 
@@ -633,6 +634,7 @@ class FakeHotUnitOfWork:
         self.stock = _HotStock(self)
         self.orders = _HotOrders(self)
         self.payments = _HotPayments(self)
+        self.ledger = _HotLedger(self)
 
     def __enter__(self) -> Self:
         self._open = True
@@ -963,6 +965,20 @@ class _HotPayments(_HotRepository):
             return None if stored is None else stored.status
 
         return self._uow.queue("payments.status", run)
+
+
+class _HotLedger(_HotRepository):
+    """Bookings in the world's ``ledger`` table, keyed by (kind, reference)."""
+
+    def append(self, booking: LedgerTransaction) -> Deferred[int]:
+        def run(tx: Tx) -> int:
+            key = (booking.kind, booking.reference)
+            if tx.get("ledger", key) is not None:
+                return 0
+            tx.put("ledger.append", "ledger", key, booking)
+            return 1
+
+        return self._uow.queue("ledger.append", run, write=True)
 
 
 # -- the saga's unit of work -----------------------------------------------------------------------

@@ -38,6 +38,9 @@ class FakeInventory:
         self.refuse: set[StockKey] = set()  # PostgreSQL refuses these (simulated drift)
         self.refuse_once: set[StockKey] = set()  # ... only the next time (a lost race)
         self.busy: set[str] = set()  # checkouts another process holds
+        # Returns' units: (return, sku, warehouse) -> (order, resellable, damaged).
+        self.taken: dict[tuple[str, str, str], tuple[str, int, int]] = {}
+        self.damaged: dict[StockKey, int] = {}
 
     # test helpers
     def put(self, sku: str, warehouse_id: str, on_hand: int, reserved: int = 0) -> None:
@@ -123,6 +126,31 @@ class FakeInventory:
     def restock_units(self, sku: str, warehouse_id: str, quantity: int) -> StockLevel:
         return self._move((sku, warehouse_id), quantity, 0)
 
+    def take_back_units(
+        self,
+        return_id: str,
+        order_id: str,
+        sku: str,
+        warehouse_id: str,
+        resellable: int,
+        damaged: int,
+    ) -> StockLevel | None:
+        if (return_id, sku, warehouse_id) in self.taken:
+            return None
+        self.taken[(return_id, sku, warehouse_id)] = (order_id, resellable, damaged)
+        key = (sku, warehouse_id)
+        self.damaged[key] = self.damaged.get(key, 0) + damaged
+        return self._move(key, resellable, 0)
+
+    def returned_units(self, order_id: str) -> dict[StockKey, int]:
+        units: dict[StockKey, int] = {}
+        for (_, sku, warehouse_id), (order, resellable, damaged) in self.taken.items():
+            if order == order_id:
+                units[(sku, warehouse_id)] = (
+                    units.get((sku, warehouse_id), 0) + resellable + damaged
+                )
+        return units
+
     def add_reservations(self, reservations: Sequence[Reservation]) -> None:
         for r in reservations:
             assert r.reservation_id not in self.rows
@@ -164,7 +192,14 @@ class FakeInventoryUow(FakeUnitOfWork):
         self.open = False  # a transaction is in progress
 
     def __enter__(self) -> Any:
-        self._snapshot = copy.deepcopy({"stock": self.inventory.stock, "rows": self.inventory.rows})
+        self._snapshot = copy.deepcopy(
+            {
+                "stock": self.inventory.stock,
+                "rows": self.inventory.rows,
+                "taken": self.inventory.taken,
+                "damaged": self.inventory.damaged,
+            }
+        )
         self.open = True
         return super().__enter__()
 
@@ -183,6 +218,8 @@ class FakeInventoryUow(FakeUnitOfWork):
         if self._snapshot is not None:
             self.inventory.stock = self._snapshot["stock"]
             self.inventory.rows = self._snapshot["rows"]
+            self.inventory.taken = self._snapshot["taken"]
+            self.inventory.damaged = self._snapshot["damaged"]
             self._snapshot = None
 
 

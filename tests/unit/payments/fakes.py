@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.fakes import FakeUnitOfWork
+from tests.unit.ledger.fakes import FakePaymentLedger
 from transactional.payments.model import Card, Payment, Refund
 from transactional.payments.sandbox import Charge, StoredRequest, VaultEntry
 
@@ -129,9 +130,10 @@ class FakePaymentRepository:
 class FakePaymentsUnitOfWork(FakeUnitOfWork):
     """A fake transaction with the in-memory payment repository."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: FakePaymentLedger | None = None) -> None:
         super().__init__()
         self.payments = FakePaymentRepository()
+        self.ledger = ledger or FakePaymentLedger()
 
 
 def card(number: str = "4242424242424242", **changes: Any) -> Card:
