@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     analytics_database: str = Field(default="souk", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     analytics_group: str = Field(default="souk-analytics", min_length=1)  # the loader's group
     # Events per loader batch (one INSERT per table, one offsets commit) and the wait to fill it.
-    analytics_batch_max: int = Field(default=5000, ge=1)
+    # Each chdb INSERT costs ~10-20 ms of CPU whatever its size: big batches when catching up.
+    analytics_batch_max: int = Field(default=50_000, ge=1)
     analytics_batch_wait_s: float = Field(default=1.0, gt=0)
     # Loopback port of the loader's query endpoint (0: any free port, recorded in SOUK_HOME).
     analytics_endpoint_port: int = Field(default=0, ge=0, le=65535)

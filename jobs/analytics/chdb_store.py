@@ -9,16 +9,12 @@ thread-safe; the loader and the endpoint's threads share it).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
-from jobs.analytics.port import AnalyticsError
-
-_ENCODER = msgspec.json.Encoder()
+from jobs.analytics.port import MAX_QUERY_SIZE, AnalyticsError
 
 
 def arrow_of(data: bytes) -> pa.Table:
@@ -44,6 +40,7 @@ class ChdbStore:
             raise AnalyticsError(f"cannot open the analytics folder {path}: {error}") from error
         self._query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._query(f"USE {database}")
+        self._query(f"SET max_query_size = {MAX_QUERY_SIZE}")
 
     def _query(self, sql: str, fmt: str = "CSV") -> bytes:
         with self._lock:
@@ -68,16 +65,14 @@ class ChdbStore:
         """Run one statement that returns nothing."""
         self._query(sql)
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One INSERT of ``rows`` as JSONEachRow (one part: all or nothing)."""
-        if not rows:
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """One INSERT of ``data`` through chdb's ``Python()`` table function (no text format)."""
+        if not data.num_rows:
             return
-        body = b"\n".join(_ENCODER.encode(row) for row in rows).decode()
-        # ISO timestamps with a zone (msgspec's) need best_effort parsing.
-        self._query(
-            f"INSERT INTO {table} SETTINGS date_time_input_format = 'best_effort' "
-            f"FORMAT JSONEachRow\n{body}"
-        )
+        names = ", ".join(f"`{name}`" for name in data.column_names)
+        # Python() finds the table by this variable's name in the calling frames.
+        souk_arrow_batch = data  # noqa: F841
+        self._query(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(souk_arrow_batch)")
 
     def close(self) -> None:
         """Close the session (the folder can then be opened by another process)."""

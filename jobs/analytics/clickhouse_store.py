@@ -7,13 +7,12 @@ Same tables, same SQL as the embedded engine: only the transport differs. The UR
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
-from jobs.analytics.port import AnalyticsError, AnalyticsUnavailable
+from jobs.analytics.port import MAX_QUERY_SIZE, AnalyticsError, AnalyticsUnavailable
 
 
 class ClickHouseStore:
@@ -34,6 +33,7 @@ class ClickHouseStore:
                 secure=parts.scheme == "https",
                 database=self.database,
                 send_receive_timeout=timeout_s,
+                settings={"max_query_size": MAX_QUERY_SIZE},
             )
         except OperationalError as error:
             raise AnalyticsUnavailable(f"ClickHouse at {parts.hostname}: {error}") from error
@@ -57,14 +57,11 @@ class ClickHouseStore:
         """Run one statement that returns nothing."""
         self._call("command", sql)
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One INSERT of ``rows`` (one block: all or nothing)."""
-        if not rows:
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """One INSERT of ``data`` in ClickHouse's Arrow input format (the loader's batches)."""
+        if not data.num_rows:
             return
-        columns = list(rows[0])
-        self._call(
-            "insert", table, [[row[c] for c in columns] for row in rows], column_names=columns
-        )
+        self._call("insert_arrow", table, data)
 
     def close(self) -> None:
         """Close the client's pool."""

@@ -2,21 +2,31 @@
 
 source     every ``<region>.<domain>.v1`` topic of the configured regions (consumer group
            ``SOUK_ANALYTICS_GROUP``)
-transform  ``flatten``: the wide ``events`` row plus the typed rows of the event's domain
-sink       one INSERT per table and batch, then one INSERT into ``loader_offsets`` (the last
+transform  ``flatten``: the records decoded with msgspec into one Arrow table per target table
+           (the wide ``events`` rows plus the typed rows of each event's domain)
+sink       one Arrow INSERT per table, then one INSERT into ``loader_offsets`` (the last
            offset of each topic partition in the batch, with the batch's id): the commit
 
 Exactly once, also after SIGKILL, with no multi-table transaction in ClickHouse:
 
 - every row carries its batch id; a batch counts only once its ``loader_offsets`` rows exist.
-  On partition assignment the loader deletes rows of those partitions whose batch never
-  committed (a crash between the data and the commit), then starts each partition right
-  after its last committed offset, whatever Kafka's committed offsets say (they are only
-  committed for lag monitoring);
+  On partition assignment the loader deletes the rows of those partitions written by *its own
+  group's* batches that never committed (a crash between the data and the commit), then
+  starts each partition right after its last committed offset, whatever Kafka's committed
+  offsets say (they are only committed for lag monitoring);
 - the relay is at-least-once (an event can be published twice, at two offsets): event ids
   already in ``events`` (and repeats within a batch) are skipped before inserting;
 - a new, empty broker (the embedded one restarted) whose log ends before the committed offset
   restarts that partition from its beginning: the event-id check drops what is loaded.
+
+Several groups on one store (the stack's loader, a bench, a second deployment): each event is
+stored once, by whichever group loads it first (the event-id check reads every group's rows).
+A batch id is its run's id (``loader_runs``: one row per group member start, written before
+its first batch) times 2^31 plus a counter, so a group discards only the uncommitted batches
+of its own runs and never deletes rows another group is still writing or has committed. Rows
+of a group that crashed mid-batch stay until that group starts again and discards them; if it
+never does, delete them by hand (``discard_uncommitted`` with that group's name). Rows written
+before ``loader_runs`` existed are never discarded.
 
 Locally the loader owns the chdb folder and serves queries on loopback
 (``jobs.analytics.endpoint``); with ``SOUK_ANALYTICS_URL`` it writes to that ClickHouse.
@@ -37,12 +47,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
+import pyarrow as pa
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from jobs.analytics.flatten import Row, Source, flatten
+from jobs.analytics.flatten import Batch, Source, decode, tables
 from jobs.analytics.port import AnalyticsStore
 from jobs.analytics.rates import exponent, rate_table
-from jobs.analytics.schema import DATA_TABLES, OFFSETS_TABLE, RATES_TABLE, ddl
+from jobs.analytics.schema import (
+    DATA_TABLES,
+    OFFSETS_TABLE,
+    RATES_TABLE,
+    RUNS_TABLE,
+    arrow_schema,
+    ddl,
+)
 from schemas.envelope import Envelope
 from schemas.registry import REGISTRY, topic_for
 from souk.settings import Settings, get_settings
@@ -54,7 +72,12 @@ from transactional.shared.kafka import (
 )
 
 _LOG = logging.getLogger("souk.analytics.loader")
-_DECODER = msgspec.json.Decoder(Envelope)
+_ENCODER = msgspec.json.Encoder()
+#: Event ids per duplicate probe: they travel as one SQL literal (37 bytes each), within the
+#: stores' ``max_query_size`` (``port.MAX_QUERY_SIZE``): one probe per batch.
+PROBE_IDS = 200_000
+#: A batch id is ``run_id * RUN_SPAN + n``: the high bits say which run (and group) wrote it.
+RUN_SPAN = 2**31
 
 
 @dataclass
@@ -79,18 +102,29 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _arrow(table: str, columns: dict[str, list[object]]) -> pa.Table:
+    """``columns`` as an Arrow table of ``table``'s schema."""
+    return pa.Table.from_pydict(columns, schema=arrow_schema(table))
+
+
 def prepare(store: AnalyticsStore, settings: Settings) -> None:
     """Create the tables (idempotent) and refresh the currency rate table."""
     for statement in ddl():
         store.execute(statement)
     rates = rate_table(settings)
+    every = sorted({**rates.rates, rates.base: Decimal(1)}.items())
     store.execute(f"TRUNCATE TABLE {RATES_TABLE}")
-    store.insert(
+    store.insert_arrow(
         RATES_TABLE,
-        [
-            {"currency": c, "exponent": exponent(c), "rate_to_base": float(r), "base": rates.base}
-            for c, r in sorted({**rates.rates, rates.base: Decimal(1)}.items())
-        ],
+        _arrow(
+            RATES_TABLE,
+            {
+                "currency": [c for c, _ in every],
+                "exponent": [exponent(c) for c, _ in every],
+                "rate_to_base": [float(r) for _, r in every],
+                "base": [rates.base] * len(every),
+            },
+        ),
     )
 
 
@@ -109,14 +143,22 @@ def committed_offsets(store: AnalyticsStore, group: str) -> dict[tuple[str, int]
 def discard_uncommitted(
     store: AnalyticsStore, group: str, partitions: Iterable[tuple[str, int]]
 ) -> int:
-    """Delete rows of these partitions whose batch has no commit; return how many."""
+    """Delete rows of these partitions from this group's batches with no commit; return how many.
+
+    Only batches of ``group``'s runs (``loader_runs``): another group's rows, committed or
+    still being written, are never touched (see the module doc).
+    """
     keys = ", ".join(f"({_quote(t)}, {int(p)})" for t, p in partitions)
     if not keys:
         return 0
     deleted = 0
+    runs = f"SELECT run_id FROM {RUNS_TABLE} WHERE group = {_quote(group)}"
     committed = f"SELECT batch_id FROM {OFFSETS_TABLE} WHERE group = {_quote(group)}"
     for table in DATA_TABLES:
-        where = f"(topic, kafka_partition) IN ({keys}) AND batch_id NOT IN ({committed})"
+        where = (
+            f"(topic, kafka_partition) IN ({keys}) AND intDiv(batch_id, {RUN_SPAN}) IN ({runs}) "
+            f"AND batch_id NOT IN ({committed})"
+        )
         found = store.arrow(f"SELECT count() AS n FROM {table} WHERE {where}").to_pylist()
         n = int(found[0]["n"]) if found else 0
         if n:
@@ -132,57 +174,84 @@ class BatchWriter:
         self.store = store
         self.group = group
         self.per_table: dict[str, int] = defaultdict(int)
+        self._run_id = 0
+        self._batches = RUN_SPAN  # no run yet: the first write starts one
+
+    def _next_batch_id(self) -> int:
+        """A new batch id of this run; the run is recorded before its first batch."""
+        if self._batches >= RUN_SPAN - 1:
+            while True:  # 32 random bits: taken ones (another run's) are drawn again
+                run_id = secrets.randbits(32)
+                taken = self.store.arrow(
+                    f"SELECT count() AS n FROM {RUNS_TABLE} WHERE run_id = {run_id}"
+                ).to_pylist()
+                if run_id and not (taken and taken[0]["n"]):
+                    break
+            self.store.insert_arrow(
+                RUNS_TABLE,
+                _arrow(
+                    RUNS_TABLE,
+                    {"group": [self.group], "run_id": [run_id], "started_at": [datetime.now(UTC)]},
+                ),
+            )
+            self._run_id, self._batches = run_id, 0
+        self._batches += 1
+        return self._run_id * RUN_SPAN + self._batches
 
     def load(self, records: list[tuple[Envelope, Source]], last: dict[tuple[str, int], int]) -> int:
         """Skip events already loaded, write the rest and commit ``last``; return how many."""
-        return self.write(self.new_events(records), last)
+        batch = decode((_ENCODER.encode(envelope), source) for envelope, source in records)
+        return self.write(self.new_events(batch), last)
 
-    def new_events(self, records: list[tuple[Envelope, Source]]) -> list[tuple[Envelope, Source]]:
-        """Records whose event id is neither earlier in the batch nor loaded already."""
-        unique: dict[str, tuple[Envelope, Source]] = {}
-        for envelope, source in records:
-            unique.setdefault(str(envelope.event_id), (envelope, source))
-        if not unique:
-            return []
-        days = {e.occurred_at.astimezone(UTC).date().isoformat() for e, _ in unique.values()}
-        # The day condition lets the probe use the sorting key (event_date first).
-        seen = self.store.arrow(
-            "SELECT event_id FROM events WHERE event_date IN ("
-            + ", ".join(f"toDate('{d}')" for d in sorted(days))
-            + ") AND event_id IN ("
-            + ", ".join(_quote(i) for i in unique)
-            + ")"
-        ).to_pylist()
-        loaded = {row["event_id"] for row in seen}
-        return [record for key, record in unique.items() if key not in loaded]
+    def new_events(self, batch: Batch) -> Batch:
+        """The events whose id is neither earlier in the batch nor loaded already."""
+        first: dict[str, int] = {}
+        for at, event_id in enumerate(batch.event_ids):
+            first.setdefault(event_id, at)
+        if not first:
+            return batch
+        # The day condition lets the probe use the sorting key (event_date first). The ids
+        # travel as one literal split in SQL: ClickHouse parses thousands of separate literals
+        # slower than it reads the column (ids are canonical UUIDs: no comma in them).
+        days = ", ".join(f"toDate('{d}')" for d in batch.days())
+        ids = list(first)
+        loaded: set[str] = set()
+        for start in range(0, len(ids), PROBE_IDS):
+            chunk = _quote(",".join(ids[start : start + PROBE_IDS]))
+            seen = self.store.arrow(
+                f"SELECT event_id FROM events WHERE event_date IN ({days}) "
+                f"AND event_id IN (SELECT arrayJoin(splitByChar(',', {chunk})))"
+            )
+            loaded.update(seen.column("event_id").to_pylist() if seen.num_rows else ())
+        return batch.take([at for event_id, at in first.items() if event_id not in loaded])
 
-    def write(
-        self, records: list[tuple[Envelope, Source]], last: dict[tuple[str, int], int]
-    ) -> int:
-        """Insert the rows of ``records`` per table, then commit ``last`` with the batch id."""
-        batch_id = secrets.randbits(63)
+    def write(self, batch: Batch, last: dict[tuple[str, int], int]) -> int:
+        """Insert the batch's rows per table, then commit ``last`` with the batch id."""
+        batch_id = self._next_batch_id()
         now = datetime.now(UTC)
-        tables = flatten(records, now)
-        # The wide table last: the duplicate probe reads it, so it never runs ahead of the rest.
-        for table in sorted(tables, key=lambda name: name == "events"):
-            rows: list[Row] = [{**row, "batch_id": batch_id} for row in tables[table]]
-            self.store.insert(table, rows)
-            self.per_table[table] += len(rows)
-        self.store.insert(
-            OFFSETS_TABLE,
-            [
-                {
-                    "group": self.group,
-                    "topic": topic,
-                    "kafka_partition": partition,
-                    "kafka_offset": offset,
-                    "batch_id": batch_id,
-                    "committed_at": now,
-                }
-                for (topic, partition), offset in last.items()
-            ],
-        )
-        return len(records)
+        if len(batch):
+            data = tables(batch, now, batch_id)
+            # The wide table last: the duplicate probe reads it, so it never runs ahead of the rest.
+            for table in sorted(data, key=lambda name: name == "events"):
+                self.store.insert_arrow(table, data[table])
+                self.per_table[table] += data[table].num_rows
+        if last:
+            keys = list(last)
+            self.store.insert_arrow(
+                OFFSETS_TABLE,
+                _arrow(
+                    OFFSETS_TABLE,
+                    {
+                        "group": [self.group] * len(keys),
+                        "topic": [t for t, _ in keys],
+                        "kafka_partition": [p for _, p in keys],
+                        "kafka_offset": [last[k] for k in keys],
+                        "batch_id": [batch_id] * len(keys),
+                        "committed_at": [now] * len(keys),
+                    },
+                ),
+            )
+        return len(batch)
 
 
 class Loader:
@@ -261,29 +330,29 @@ class Loader:
         """Load one batch (exactly once per event id); return the events newly loaded."""
         if not messages:
             return 0
-        records: list[tuple[Envelope, Source]] = []
+        records: list[tuple[bytes, Source]] = []
         last: dict[tuple[str, int], int] = {}
         for message in messages:
             source = Source(message.topic() or "", message.partition() or 0, message.offset() or 0)
             last[(source.topic, source.partition)] = source.offset
-            try:
-                records.append((_DECODER.decode(message.value() or b""), source))
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
-                # Not an envelope: the lake's archiver keeps its bytes in bronze/_rejected.
-                _LOG.warning(
-                    "%s[%d]@%d is not an envelope: %s",
-                    source.topic,
-                    source.partition,
-                    source.offset,
-                    error,
-                )
-                self.stats.rejected += 1
-        fresh = self.writer.new_events(records)
+            records.append((message.value() or b"", source))
+        batch = decode(records)
+        for source, error in batch.rejected:
+            # Not an envelope: the lake's archiver keeps its bytes in bronze/_rejected.
+            _LOG.warning(
+                "%s[%d]@%d is not an envelope: %s",
+                source.topic,
+                source.partition,
+                source.offset,
+                error,
+            )
+        fresh = self.writer.new_events(batch)
         loaded = self.writer.write(fresh, last)
         self.stats.loaded += loaded
         self.stats.batches += 1
         self.stats.received += len(messages)
-        self.stats.duplicates += len(records) - len(fresh)
+        self.stats.rejected += len(batch.rejected)
+        self.stats.duplicates += len(batch) - len(fresh)
         self._commit_kafka(last)
         return loaded
 

@@ -6,12 +6,15 @@ it natively, so rows come back with the same Python types whichever adapter answ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from transactional.shared.errors import SoukError, StoreUnavailable
+
+#: Both adapters raise ClickHouse's ``max_query_size`` (256 KiB) to this: the loader's duplicate
+#: probe carries a whole batch's event ids in one query.
+MAX_QUERY_SIZE = 16 * 1024 * 1024
 
 
 class AnalyticsError(SoukError):
@@ -41,8 +44,8 @@ class AnalyticsStore(AnalyticsReader, Protocol):
         """Run one statement that returns nothing (DDL, DELETE)."""
         ...
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows (column name → value) into ``table`` as one INSERT (one atomic part)."""
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """Insert ``data`` into ``table`` as one INSERT, columns by name (Arrow on the wire)."""
         ...
 
 

@@ -12,10 +12,16 @@ before insert), not a ReplacingMergeTree's eventual merge.
   (catalog snapshots), ``fraud_alerts``;
 - ``sessions``: a view over behaviour and cart events, one row per storefront session;
 - ``loader_offsets``: the last offset of each topic partition, one row per partition and batch;
+- ``loader_runs``: each loader run's id and group, written before its first batch (a batch id
+  starts with its run's id: whose rows they are);
 - ``currency_rates``: the rate table of the settings (for analysts' SQL).
 """
 
 from __future__ import annotations
+
+import functools
+
+import pyarrow as pa
 
 _SOURCE = "topic LowCardinality(String), kafka_partition Int32, kafka_offset Int64, batch_id UInt64"
 _TS = "DateTime64(3, 'UTC')"
@@ -125,16 +131,26 @@ ORDER_BY: dict[str, str] = {
 DATA_TABLES: tuple[str, ...] = tuple(TABLES)
 
 OFFSETS_TABLE = "loader_offsets"
+RUNS_TABLE = "loader_runs"
 RATES_TABLE = "currency_rates"
 
+#: The loader's own tables (and the rate table): columns and sorting keys, like ``TABLES``.
+SYSTEM_TABLES: dict[str, tuple[str, str]] = {
+    OFFSETS_TABLE: (
+        f"group String, topic String, kafka_partition Int32, kafka_offset Int64, "
+        f"batch_id UInt64, committed_at {_TS}",
+        "(group, topic, kafka_partition, kafka_offset)",
+    ),
+    # A loader run's id, the high bits of its batch ids: whose batches they are
+    # (jobs.analytics.loader).
+    RUNS_TABLE: (f"group String, run_id UInt64, started_at {_TS}", "(group, run_id)"),
+    RATES_TABLE: (
+        "currency String, exponent UInt8, rate_to_base Float64, base String",
+        "currency",
+    ),
+}
+
 _EXTRA = [
-    f"""CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (
-        group String, topic String, kafka_partition Int32, kafka_offset Int64,
-        batch_id UInt64, committed_at {_TS}
-    ) ENGINE = MergeTree ORDER BY (group, topic, kafka_partition, kafka_offset)""",
-    f"""CREATE TABLE IF NOT EXISTS {RATES_TABLE} (
-        currency String, exponent UInt8, rate_to_base Float64, base String
-    ) ENGINE = MergeTree ORDER BY currency""",
     # One row per storefront session (its region and channel are those of its first event).
     """CREATE VIEW IF NOT EXISTS sessions AS
     SELECT session_id,
@@ -162,9 +178,62 @@ _EXTRA = [
 
 def ddl() -> list[str]:
     """Every CREATE statement, idempotent (IF NOT EXISTS), in dependency order."""
+    every = {**{n: (c, ORDER_BY[n]) for n, c in TABLES.items()}, **SYSTEM_TABLES}
     tables = [
-        f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(columns.split())}) "
-        f"ENGINE = MergeTree ORDER BY {ORDER_BY[name]}"
-        for name, columns in TABLES.items()
+        f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(text.split())}) "
+        f"ENGINE = MergeTree ORDER BY {order_by}"
+        for name, (text, order_by) in every.items()
     ]
     return tables + [" ".join(statement.split()) for statement in _EXTRA]
+
+
+def columns(table: str) -> list[tuple[str, str]]:
+    """(name, ClickHouse type) of each column of a loader-written table, in DDL order."""
+    text = TABLES[table] if table in TABLES else SYSTEM_TABLES[table][0]
+    out, depth, start = [], 0, 0
+    for at, char in enumerate(text + ","):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:  # commas inside Array(...) / DateTime64(...) stay
+            name, _, kind = " ".join(text[start:at].split()).partition(" ")
+            if name:
+                out.append((name, kind))
+            start = at + 1
+    return out
+
+
+def _arrow_type(kind: str) -> tuple[pa.DataType, bool]:
+    """The Arrow type a ClickHouse column is written from, and whether it takes NULL."""
+    for wrapper, nullable in (("Nullable(", True), ("LowCardinality(", False)):
+        if kind.startswith(wrapper):
+            inner, _ = _arrow_type(kind[len(wrapper) : -1])
+            return inner, nullable
+    if kind.startswith("Array("):
+        inner, _ = _arrow_type(kind[len("Array(") : -1])
+        return pa.list_(inner), False
+    if kind.startswith("DateTime64(3"):
+        return pa.timestamp("ms", tz="UTC"), False
+    return _SCALARS[kind], False
+
+
+_SCALARS: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "Date": pa.date32(),
+    "Float64": pa.float64(),
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+}
+
+
+@functools.cache
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema the loader's batches for ``table`` have (names and types of the DDL)."""
+    fields = []
+    for name, kind in columns(table):
+        arrow, nullable = _arrow_type(kind)
+        fields.append(pa.field(name, arrow, nullable=nullable))
+    return pa.schema(fields)

@@ -98,7 +98,9 @@ def test_loader_exactly_once_after_sigkill_then_cli_and_admin_metrics(
         "SOUK_KAFKA_PARTITIONS": "2",
         "SOUK_ANALYTICS_BATCH_WAIT_S": "0.2",
     }
-    command = [sys.executable, "-m", "jobs.analytics.loader", "--batch", "100"]
+    # small batches: the Arrow loader takes a few hundred events in well under a second, and
+    # the kill must land mid-stream (some batches committed, not all)
+    command = [sys.executable, "-m", "jobs.analytics.loader", "--batch", "25"]
     loader = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
