@@ -2,11 +2,12 @@
 
     python -m bench.checkout_throughput [--clients 8] [--seconds 10] [--latency-ms 300]
         [--latency-clients 128] [--contention-clients 32] [--scarce-skus 3]
-        [--scarce-units 25] [--json FILE]
+        [--scarce-units 25] [--money-pairs 3] [--money-seconds S] [--money-only]
+        [--drain-timeout 120] [--json FILE]
 
-Starts a private PostgreSQL and Valkey in a temporary folder (no Kafka: nothing is relayed),
-serves the app with `souk serve` in a subprocess and seeds sellers and products through the
-API. Then, all in one run:
+Starts a private PostgreSQL, Valkey and Kafka-protocol broker in a temporary folder (`souk
+serve`'s consumers need the broker; rounds 1-4 relay nothing), serves the app with `souk
+serve` in a subprocess and seeds sellers and products through the API. Then, all in one run:
 
 1. **Throughput**: N clients, each adding a random SKU to its cart and checking out, over
    raw HTTP/1.1 keep-alive connections (``bench/rawhttp.py``: the load generator must not be
@@ -18,9 +19,28 @@ API. Then, all in one run:
 4. **Baselines** on the same database: PostgreSQL's short write transactions/s
    (``BEGIN; INSERT; COMMIT`` from N threads), and the DB floor: the checkout's own two
    transactions replayed from N plain psycopg threads (``bench/checkout_floor.py``).
+5. **Money on vs off** (``bench/checkout_money.py``): two servers, each relaying its outbox
+   to a broker of its own, on twin databases of the same PostgreSQL seeded alike. "On":
+   tax at checkout, the ledger booked in the checkout's own transaction, the invoicing
+   consumer running in `souk serve`; "off": all three disabled. ``--money-pairs`` pairs of
+   ``--money-seconds`` rounds alternate on, off, off, on, ... (each starts once both relays
+   and the invoices have caught up); orders/s, p50/p99 and CPU per order of each, their
+   ratio, invoices issued, uninvoiced orders at each round's end, how long they took to
+   catch up and the paid → invoice lag; then `souk ledger check`'s checker on the "on"
+   database. Rounds 1-4 run first, as before, with nothing relayed (and the money settings'
+   defaults: tax and ledger on, no invoicing). ``--money-only`` runs only this.
 
-Exits 1 if any unit was oversold, any request got a 5xx, or the contention round did not sell
-exactly its units. ``--json FILE`` writes every figure with a self-describing key.
+One run on the 2-core machine (2026-12-08, loaded by other work: load average 8-11), 8
+clients, 3 pairs of 10 s rounds: money on 31.6 orders/s, off 41.7 (0.76x; 0.77x in the run
+before); checkout p50 / p99 on 186 / 583 ms, off 140 / 544 ms; server CPU per order 25.8 vs
+19.4 ms; 1,035 invoices for 1,035 paid orders, 65-141 uninvoiced at a round's end and caught
+up within 0.6 s, paid → invoice lag p50 1.0 s / p99 3.8 s; ledger check passed; the whole
+run took 188 s.
+
+Exits 1 if any unit was oversold, any request got a 5xx, the contention round did not sell
+exactly its units, the ledger check failed, paid orders were left uninvoiced or a switch was
+not honoured. ``--json FILE`` writes every figure with a self-describing key (the money
+comparison's under ``money``).
 """
 
 from __future__ import annotations
@@ -52,6 +72,26 @@ from rich.table import Table
 from sqlalchemy import Engine, text
 
 from bench.checkout_floor import FloorResult, FloorSku, db_floor
+from bench.checkout_money import (
+    CONFIGS,
+    Config,
+    MoneyTrace,
+    create_database,
+    database_now,
+    database_url_named,
+    invoice_lags_s,
+    invoice_progress,
+    invoices_issued,
+    ledger_violations,
+    money_environment,
+    money_trace,
+    ratio,
+    ratio_text,
+    redis_url_db,
+    schedule,
+    unpublished_events,
+    wait_until,
+)
 from bench.cpu import CpuMeter, server_root_pid
 from bench.rawhttp import RawHttp, RawHttpError
 from bench.start import StartLine
@@ -355,9 +395,9 @@ def postmaster_pid(dsn: str) -> int:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """`souk serve` in a subprocess: (base URL, pid)."""
-    with serve_subprocess(env, log_path=log) as url:
+def server(env: dict[str, str], log: Path, *, relay: bool = False) -> Iterator[tuple[str, int]]:
+    """`souk serve` in a subprocess (with its outbox relay if ``relay``): (base URL, pid)."""
+    with serve_subprocess(env, log_path=log, relay=relay) as url:
         yield url, server_root_pid(urlsplit(url).port or 80)
 
 
@@ -428,8 +468,8 @@ class Figures:
         }
 
 
-def main() -> None:
-    """Run the benchmark and print figures beside PostgreSQL's own rates."""
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--money-seconds`` defaults to ``--seconds``."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent checkout clients")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each round")
@@ -443,31 +483,94 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="`souk serve` processes (SOUK_HTTP_WORKERS)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
-
-    home = temporary_home("souk-bench-")
-    settings = Settings(home=home)  # type: ignore[call-arg]
-    stack = Stack(settings)
-    with console.status("starting PostgreSQL and Valkey…"):
-        database_url = stack.up_component("postgres")
-        redis_url = stack.up_component("redis")
-        upgrade_database(database_url)
-    engine: Engine = create_db_engine(
-        database_url, pool_size=max(4, args.clients), application_name="souk-bench"
+    parser.add_argument(
+        "--money-pairs",
+        type=int,
+        default=3,
+        help="on/off round pairs of the money comparison (0: skip it)",
     )
-    dsn = libpq_dsn(database_url)
+    parser.add_argument(
+        "--money-seconds", type=float, default=None, help="length of a money round (--seconds)"
+    )
+    parser.add_argument("--money-only", action="store_true", help="run only the money comparison")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=120.0,
+        help="longest wait for the relays and the invoicing consumer to catch up",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.money_pairs < 0:
+        parser.error("--money-pairs must be 0 or more")
+    if args.money_only and args.money_pairs == 0:
+        parser.error("--money-only needs --money-pairs of at least 1")
+    if args.money_seconds is None:
+        args.money_seconds = args.seconds
+    return args
+
+
+def main() -> None:
+    """Run the benchmark and print figures beside PostgreSQL's own rates."""
+    args = parse_args()
+    began = time.perf_counter()
+    home = temporary_home("souk-bench-")
+    settings = Settings(home=home)
+    stack = Stack(settings)
+    # The "money off" server publishes to a broker of its own: the "on" server's invoicing
+    # consumer must see only its own orders.
+    off_home = temporary_home("souk-bench-off-") if args.money_pairs else None
+    off_stack = Stack(Settings(home=off_home)) if off_home is not None else None
+    brokers: dict[Config, str] = {}
+    figures: Figures | None = None
+    money: MoneyFigures | None = None
     try:
-        figures = measure(args, settings, engine, dsn, database_url, redis_url, home)
+        with console.status("starting PostgreSQL, Valkey and Kafka…"):
+            database_url = stack.up_component("postgres")
+            redis_url = stack.up_component("redis")
+            # `souk serve`'s consumers (suggest, activity) need a broker even unrelayed.
+            kafka_url = stack.up_component("kafka")
+            upgrade_database(database_url)
+        dsn = libpq_dsn(database_url)
+        if not args.money_only:
+            engine: Engine = create_db_engine(
+                database_url, pool_size=max(4, args.clients), application_name="souk-bench"
+            )
+            try:
+                figures = measure(
+                    args, settings, engine, dsn, database_url, redis_url, kafka_url, home
+                )
+            finally:
+                engine.dispose()
+        if off_stack is not None:
+            with console.status("starting the money-off server's own broker…"):
+                brokers = {"on": kafka_url, "off": off_stack.up_component("kafka")}
+            money = measure_money(args, settings, dsn, database_url, redis_url, brokers, home)
     finally:
-        engine.dispose()
         stack.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
-    _print(args, figures)
+        if off_stack is not None and off_home is not None:
+            off_stack.down(purge=True)
+            shutil.rmtree(off_home, ignore_errors=True)
+    wall_s = time.perf_counter() - began
+    if figures is not None:
+        _print(args, figures)
+    if money is not None:
+        _print_money(args, money)
+    ok = (figures is None or figures.ok) and (money is None or money.ok)
+    console.print(f"wall time {wall_s:,.0f} s, load average {_load_average()}")
     if args.json is not None:
-        args.json.write_text(json.dumps(figures.report(), indent=2) + "\n")
+        report: dict[str, Any] = figures.report() if figures is not None else {}
+        if money is not None:
+            report["money"] = money.report()
+        report.update(wall_s=round(wall_s, 1), load_average=_load_average(), ok=ok)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"figures written to {args.json}")
-    raise SystemExit(0 if figures.ok else 1)
+    raise SystemExit(0 if ok else 1)
+
+
+def _load_average() -> list[float]:
+    return [round(load, 2) for load in psutil.getloadavg()]
 
 
 def measure(
@@ -477,12 +580,15 @@ def measure(
     dsn: str,
     database_url: str,
     redis_url: str,
+    kafka_url: str,
     home: Path,
 ) -> Figures:
     """Every round, in one run on one database."""
     env = {
-        **server_environment(settings, database_url, redis_url),
+        **server_environment(settings, database_url, redis_url, kafka_url),
         "SOUK_HTTP_WORKERS": str(args.workers),
+        # Nothing is relayed in these rounds: no invoices to issue.
+        "SOUK_INVOICES_ENABLED": "false",
     }
     postgres = postmaster_pid(dsn)
     with server(env, home / "serve.log") as (base_url, pid):
@@ -556,6 +662,317 @@ def measure(
         stock=audit_stock(engine, seeded),
         scarce_units=units,
     )
+
+
+def combined(rounds: Sequence[Round]) -> Round:
+    """The rounds as one: their orders, seconds, samples, CPU and failures added up."""
+    total = Round(max((r.clients for r in rounds), default=0))
+    for round_ in rounds:
+        total.seconds += round_.seconds
+        total.orders += round_.orders
+        total.out_of_stock += round_.out_of_stock
+        total.other_failures.update(round_.other_failures)
+        total.five_xx += round_.five_xx
+        total.checkout_ms += round_.checkout_ms
+        total.add_ms += round_.add_ms
+        for side, seconds in round_.cpu_s.items():
+            total.cpu_s[side] = total.cpu_s.get(side, 0.0) + seconds
+    return total
+
+
+@dataclass
+class MoneyFigures:
+    """The money comparison: rounds with tax, ledger and invoicing on, and with them off."""
+
+    schedule: list[Config]
+    seconds: float
+    rounds: dict[Config, list[Round]]
+    traces: dict[Config, MoneyTrace]
+    paid_orders: int
+    invoices: int
+    invoice_backlog: int  # paid orders without an invoice after the last wait
+    backlog_at_round_end: list[int]  # the same, the moment each "on" round ended
+    drain_s: list[float | None]  # how long each round's backlog took to clear (None: it did not)
+    invoice_lags_s: list[float]
+    ledger_violations: list[str]
+
+    def side(self, config: Config) -> Round:
+        """The configuration's rounds as one."""
+        return combined(self.rounds[config])
+
+    @property
+    def five_xx(self) -> int:
+        """5xx answers over the money rounds."""
+        return sum(r.five_xx for rounds in self.rounds.values() for r in rounds)
+
+    @property
+    def configs_honoured(self) -> bool:
+        """ "On" taxed, booked and invoiced its orders; "off" did none of it (tax, invoices)."""
+        on, off = self.traces["on"], self.traces["off"]
+        return (
+            on.taxed_lines > 0
+            and on.ledger_transactions > 0
+            and on.invoices > 0
+            and off.taxed_lines == 0
+            and off.invoices == 0
+        )
+
+    @property
+    def sustained_on_per_s(self) -> float:
+        """ "On" orders per second counting the time the invoices took to catch up after
+        each round (the rate the consumer can sustain, if lower)."""
+        on = self.side("on")
+        drained = sum(s for s in self.drain_s if s is not None)
+        return on.orders / max(on.seconds + drained, 1e-9)
+
+    @property
+    def ok(self) -> bool:
+        """No 5xx, the ledger check passes, every paid order invoiced, switches honoured."""
+        return (
+            self.five_xx == 0
+            and not self.ledger_violations
+            and self.invoice_backlog == 0
+            and self.configs_honoured
+        )
+
+    def report(self) -> dict[str, Any]:
+        """The comparison's figures, keyed by what they measure."""
+        on, off = self.side("on"), self.side("off")
+        sides: dict[str, dict[str, Any]] = {}
+        for config in CONFIGS:
+            side = on if config == "on" else off
+            sides[config] = {
+                **side.summary(),
+                "rounds_orders_per_s": [round(r.orders_per_s, 1) for r in self.rounds[config]],
+                "cpu_ms_per_order": {k: round(v, 2) for k, v in side.cpu_ms_per_order().items()},
+                "database": self.traces[config].summary(),
+            }
+        return {
+            "schedule": self.schedule,
+            "seconds_per_round": self.seconds,
+            **sides,
+            "orders_per_s_ratio": round(ratio(on.orders_per_s, off.orders_per_s), 3),
+            "checkout_p50_ratio": round(
+                ratio(percentile(on.checkout_ms, 0.5), percentile(off.checkout_ms, 0.5)), 3
+            ),
+            "checkout_p99_ratio": round(
+                ratio(percentile(on.checkout_ms, 0.99), percentile(off.checkout_ms, 0.99)), 3
+            ),
+            "on_orders_per_s_with_invoice_drain": round(self.sustained_on_per_s, 1),
+            "invoices": {
+                "issued": self.invoices,
+                "paid_orders": self.paid_orders,
+                "backlog_after_drain": self.invoice_backlog,
+                "backlog_at_round_end": self.backlog_at_round_end,
+                "drain_s": [None if s is None else round(s, 2) for s in self.drain_s],
+                "lag_p50_s": round(percentile(self.invoice_lags_s, 0.5), 2),
+                "lag_p99_s": round(percentile(self.invoice_lags_s, 0.99), 2),
+                "lag_max_s": round(max(self.invoice_lags_s, default=0.0), 2),
+            },
+            "ledger_check": {
+                "passed": not self.ledger_violations,
+                "violations": len(self.ledger_violations),
+                "first": self.ledger_violations[:5],
+            },
+            "switches_honoured": self.configs_honoured,
+            "five_xx": self.five_xx,
+            "ok": self.ok,
+        }
+
+
+def measure_money(
+    args: argparse.Namespace,
+    settings: Settings,
+    dsn: str,
+    database_url: str,
+    redis_url: str,
+    brokers: dict[Config, str],
+    home: Path,
+) -> MoneyFigures:
+    """Money on vs off: a server each, on twin databases seeded alike, rounds interleaved."""
+    urls: dict[Config, str] = {}
+    engines: dict[Config, Engine] = {}
+    with console.status("creating and migrating the money-on and money-off databases…"):
+        for config in CONFIGS:
+            name = f"souk_money_{config}"
+            create_database(dsn, name)
+            urls[config] = database_url_named(database_url, name)
+            upgrade_database(urls[config])
+            engines[config] = create_db_engine(
+                urls[config], pool_size=2, application_name="souk-bench-money"
+            )
+    postgres = postmaster_pid(dsn)
+    try:
+        with contextlib.ExitStack() as servers:
+            base: dict[Config, str] = {}
+            meters: dict[Config, CpuMeter] = {}
+            for n, config in enumerate(CONFIGS):
+                env = {
+                    **server_environment(
+                        settings, urls[config], redis_url_db(redis_url, n + 1), brokers[config]
+                    ),
+                    "SOUK_HTTP_WORKERS": str(args.workers),
+                    **money_environment(config),
+                }
+                url, pid = servers.enter_context(
+                    server(env, home / f"serve-money-{config}.log", relay=True)
+                )
+                base[config] = url
+                meters[config] = CpuMeter({"server": [pid], "postgres": [postgres]})
+            return _money_rounds(args, settings, base, meters, engines)
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+
+
+def _money_rounds(
+    args: argparse.Namespace,
+    settings: Settings,
+    base: dict[Config, str],
+    meters: dict[Config, CpuMeter],
+    engines: dict[Config, Engine],
+) -> MoneyFigures:
+    token = admin_token(settings)
+    skus: dict[Config, list[str]] = {}
+    steady: dict[Config, list[Account]] = {}
+    with console.status("seeding both catalogs alike and creating the accounts…"):
+        for config in CONFIGS:
+            catalog = seed(base[config], token, args.products, 1_000_000, 11)
+            skus[config] = [s.sku for p in catalog.products for s in p.skus]
+            steady[config] = new_accounts(base[config], args.clients)
+    with console.status(f"warming up both servers ({args.clients} clients, 2 s each)…"):
+        for config in CONFIGS:
+            run_round(base[config], skus[config], new_accounts(base[config], args.clients), 2.0)
+
+    def backlog() -> int:
+        return invoice_progress(engines["on"]).backlog
+
+    def settled() -> bool:
+        # Nothing left to relay on either side and every paid "on" order invoiced: no
+        # catching up runs on the machine during the next round.
+        return all(unpublished_events(e) == 0 for e in engines.values()) and backlog() == 0
+
+    order = schedule(args.money_pairs)
+    # Lags are of the measured rounds' orders only (the warm-up's waited for the consumer
+    # to join its group).
+    since = database_now(engines["on"])
+    rounds: dict[Config, list[Round]] = {"on": [], "off": []}
+    at_end: list[int] = []
+    drain: list[float | None] = []
+    for n, config in enumerate(order):
+        with console.status("waiting for the relays and the invoicing consumer…"):
+            if not wait_until(settled, args.drain_timeout)[0]:
+                console.print(f"[yellow]not settled after {args.drain_timeout:.0f} s")
+        with console.status(
+            f"money {config}: round {n + 1} of {len(order)}, {args.clients} clients, "
+            f"{args.money_seconds:.0f} s…"
+        ):
+            # The same seed for both rounds of a pair: the same SKUs in the same order.
+            result = run_round(
+                base[config],
+                skus[config],
+                steady[config],
+                args.money_seconds,
+                meter=meters[config],
+                seed=n // 2 + 1,
+            )
+        rounds[config].append(result)
+        if config == "on":
+            at_end.append(backlog())
+            with console.status("waiting for the invoices to catch up…"):
+                caught_up, waited = wait_until(lambda: backlog() == 0, args.drain_timeout)
+            drain.append(waited if caught_up else None)
+    on_engine = engines["on"]
+    with console.status("checking the ledger…"):
+        progress = invoice_progress(on_engine)
+        return MoneyFigures(
+            schedule=order,
+            seconds=args.money_seconds,
+            rounds=rounds,
+            traces={config: money_trace(engines[config]) for config in CONFIGS},
+            paid_orders=progress.paid,
+            invoices=invoices_issued(on_engine),
+            invoice_backlog=progress.backlog,
+            backlog_at_round_end=at_end,
+            drain_s=drain,
+            invoice_lags_s=invoice_lags_s(on_engine, since),
+            ledger_violations=ledger_violations(on_engine),
+        )
+
+
+def _print_money(args: argparse.Namespace, money: MoneyFigures) -> None:
+    on, off = money.side("on"), money.side("off")
+    table = Table(
+        title=f"Money on (tax, ledger, invoices) vs off: {args.clients} clients, "
+        f"{len(money.schedule)} rounds of {money.seconds:.0f} s ({' '.join(money.schedule)})"
+    )
+    table.add_column("measure")
+    table.add_column("money on", justify="right")
+    table.add_column("money off", justify="right")
+    table.add_column("on ÷ off", justify="right")
+    table.add_row(
+        "[bold]orders/s",
+        f"[bold]{on.orders_per_s:,.1f}",
+        f"[bold]{off.orders_per_s:,.1f}",
+        f"[bold]{ratio_text(on.orders_per_s, off.orders_per_s)}",
+    )
+    table.add_row(
+        "  per round",
+        " · ".join(f"{r.orders_per_s:,.0f}" for r in money.rounds["on"]),
+        " · ".join(f"{r.orders_per_s:,.0f}" for r in money.rounds["off"]),
+        "",
+    )
+    for label, q in (("checkout p50", 0.5), ("checkout p99", 0.99)):
+        on_ms, off_ms = percentile(on.checkout_ms, q), percentile(off.checkout_ms, q)
+        table.add_row(label, f"{on_ms:,.1f} ms", f"{off_ms:,.1f} ms", ratio_text(on_ms, off_ms))
+    table.add_row("add to cart p50 / p99", _p50_p99(on.add_ms), _p50_p99(off.add_ms), "")
+    on_cpu, off_cpu = on.cpu_ms_per_order(), off.cpu_ms_per_order()
+    for side in on_cpu:
+        table.add_row(
+            f"CPU per order: {side.replace('_', ' ')}",
+            f"{on_cpu[side]:.2f} ms",
+            f"{off_cpu.get(side, 0.0):.2f} ms",
+            ratio_text(on_cpu[side], off_cpu.get(side, 0.0)),
+        )
+    table.add_row(
+        "orders / 5xx", f"{on.orders} / {on.five_xx}", f"{off.orders} / {off.five_xx}", ""
+    )
+    for what, label in (
+        ("taxed_lines", "order lines taxed"),
+        ("ledger_transactions", "ledger transactions"),
+        ("invoices", "invoices"),
+    ):
+        table.add_row(
+            f"in the database: {label}",
+            f"{money.traces['on'].summary()[what]:,}",
+            f"{money.traces['off'].summary()[what]:,}",
+            "",
+        )
+    console.print(table)
+    drains = " · ".join("timed out" if s is None else f"{s:.1f}" for s in money.drain_s)
+    console.print(
+        f"invoicing consumer: {money.invoices:,} invoices for {money.paid_orders:,} paid orders "
+        f"({money.invoice_backlog} left); at each round's end {money.backlog_at_round_end} "
+        f"uninvoiced, caught up in {drains} s; lag paid → invoice p50 "
+        f"{percentile(money.invoice_lags_s, 0.5):.2f} s / p99 "
+        f"{percentile(money.invoice_lags_s, 0.99):.2f} s; 'on' counting that catch-up: "
+        f"{money.sustained_on_per_s:,.1f} orders/s"
+    )
+    if money.ledger_violations:
+        console.print(
+            f"[red]souk ledger check: FAILED[/red], {len(money.ledger_violations)} violations"
+        )
+        for detail in money.ledger_violations[:5]:
+            console.print(f"  {detail}")
+    else:
+        console.print("souk ledger check on the money-on database: [green]passed[/green]")
+    for config in CONFIGS:
+        for what, count in money.side(config).other_failures.most_common():
+            console.print(f"[yellow]money {config} failures:[/yellow] {what} x {count}")
+    if not money.configs_honoured:
+        console.print("[red]the switches were not honoured (see the database counts)")
+    verdict = "[green]OK[/green]" if money.ok else "[red]FAILED[/red]"
+    console.print(f"money comparison {verdict}")
 
 
 def _print(args: argparse.Namespace, figures: Figures) -> None:
