@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 # The order's lines with their product's category; ``position`` keeps the order's line order.
 SALE_ITEMS = (
-    "SELECT o.currency, o.customer_id, o.discount_minor, o.shipping_minor, o.tax_minor, "
-    "l.seller_id, l.quantity * l.unit_price_minor AS total_minor, l.tax_minor, "
+    "SELECT o.currency, o.customer_id, o.discount_minor, o.shipping_minor, "
+    "o.tax_minor AS order_tax_minor, l.seller_id, "
+    "l.quantity * l.unit_price_minor AS total_minor, l.tax_minor AS line_tax_minor, "
     "l.tax_included, p.category_id "
     "FROM orders o JOIN order_lines l ON l.region = o.region AND l.order_id = o.order_id "
     "LEFT JOIN products p ON p.product_id = l.product_id "
@@ -96,7 +97,11 @@ def sale_of_rows(order_id: str, region: str, rows: Sequence[Any]) -> Sale | None
     head = rows[0]
     items = [
         SoldItem(
-            seller_id=row.seller_id, total_minor=int(row.total_minor), category=row.category_id
+            seller_id=row.seller_id,
+            total_minor=int(row.total_minor),
+            category=row.category_id,
+            tax_minor=int(row.line_tax_minor or 0),
+            tax_included=bool(row.tax_included),
         )
         for row in rows
     ]
@@ -107,7 +112,7 @@ def sale_of_rows(order_id: str, region: str, rows: Sequence[Any]) -> Sale | None
         customer_id=head.customer_id,
         lines=tuple(
             sale_lines(
-                items, discount_minor=int(head.discount_minor), tax_minor=int(head.tax_minor)
+                items, discount_minor=int(head.discount_minor), tax_minor=int(head.order_tax_minor)
             )
         ),
         shipping_minor=int(head.shipping_minor),

@@ -163,3 +163,35 @@ def test_a_refund_of_an_unbooked_capture_still_balances() -> None:
     journal = ledger.fake_journal
     assert journal.balance(processor_clearing("sandbox"), "EUR") == -100
     assert journal.balance(suspense(), "EUR") == 100
+
+
+def test_the_slow_paths_sale_carries_each_lines_own_tax() -> None:
+    from types import SimpleNamespace
+
+    from transactional.ledger.payments import sale_of_rows
+
+    def row(seller: str, total: int, tax: int, included: bool) -> SimpleNamespace:
+        return SimpleNamespace(
+            currency="USD",
+            customer_id="cus_1",
+            discount_minor=0,
+            shipping_minor=0,
+            order_tax_minor=0 if included else 120,
+            seller_id=seller,
+            total_minor=total,
+            line_tax_minor=tax,
+            tax_included=included,
+            category_id=None,
+        )
+
+    # tax on top (us): each line's own tax, the sale's total is what the customer paid
+    sale = sale_of_rows(
+        "ord_us_1", "us", [row("sel_a", 1_000, 80, False), row("sel_b", 500, 40, False)]
+    )
+    assert sale is not None
+    assert [(line.net_minor, line.tax_minor) for line in sale.lines] == [(1_000, 80), (500, 40)]
+    assert sale.total_minor == 1_620
+    # tax inside the price (eu): taken out of the line's total
+    sale = sale_of_rows("ord_eu_1", "eu", [row("sel_a", 1_190, 190, True)])
+    assert sale is not None
+    assert [(line.net_minor, line.tax_minor) for line in sale.lines] == [(1_000, 190)]
