@@ -43,6 +43,13 @@ from souk.demo_batch import (
     run_jobs,
     wait_archived,
 )
+from souk.demo_money import (
+    MONEY_SERVER_ENV,
+    MoneySummary,
+    money_after_run,
+    print_money,
+    upi_payer,
+)
 from souk.demo_serving import ServingReport, print_serving, tour
 from souk.demo_streaming import StreamingReport, collect, print_report, start_jobs, stop_jobs
 from souk.seed import CatalogPlan, SeededCatalog, seed_catalog
@@ -58,6 +65,7 @@ from souk.simulation import (
     run_simulation,
     serve_subprocess,
     server_environment,
+    with_money,
 )
 from souk.stack import Stack
 from souk.stack.endpoints import Endpoints, resolve_endpoints
@@ -100,6 +108,7 @@ class DemoReport:
     serving: ServingReport = field(default_factory=ServingReport)
     revisit: SimulationReport | None = None  # the second visit, after the models
     analytics: AnalyticsSummary = field(default_factory=AnalyticsSummary)
+    money: MoneySummary = field(default_factory=MoneySummary)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -140,14 +149,16 @@ def shopping_config(
     """The simulation sized for the demo: ``events`` behaviour events, at most a minute."""
     sessions = max(10, math.ceil(events / EVENTS_PER_SESSION))
     regions = tuple(r for r in settings.regions if r in SIM_REGIONS) or ("eu",)
-    return SimulationConfig(
-        users=customers,
-        rate=rate,
-        duration=duration or min(MAX_SHOPPING_S, max(3.0, sessions / rate)),
-        seed=seed,
-        regions=regions,
-        region_weights=tuple(SIM_REGIONS.get(r, 1.0) for r in regions),
-        workers=12,
+    return with_money(  # every payment method of each region's mix, top-ups, returns
+        SimulationConfig(
+            users=customers,
+            rate=rate,
+            duration=duration or min(MAX_SHOPPING_S, max(3.0, sessions / rate)),
+            seed=seed,
+            regions=regions,
+            region_weights=tuple(SIM_REGIONS.get(r, 1.0) for r in regions),
+            workers=12,
+        )
     )
 
 
@@ -260,6 +271,7 @@ def _run(
     env = server_environment(
         settings, endpoints.database_url, endpoints.redis_url, endpoints.kafka_bootstrap
     )
+    env.update(MONEY_SERVER_ENV)
     log_path = settings.state_dir / "demo-serve.log"
     try:
         with serve_subprocess(env, log_path=log_path) as base_url:
@@ -272,7 +284,13 @@ def _run(
             shoppers_tag = secrets.token_hex(3)  # the revisit signs the same accounts in
             report.seed_s = shop_started - seed_started
             report.simulation = run_simulation(
-                base_url, catalog, config, console=console, tag=shoppers_tag
+                base_url,
+                catalog,
+                config,
+                console=console,
+                tag=shoppers_tag,
+                admin_token=admin_token(settings),
+                upi_payer=upi_payer(settings, engine),
             )
             report.shop_s = time.perf_counter() - shop_started
         with console.status("[bold]audit consumer joining its group…"):
@@ -334,8 +352,17 @@ def _run(
     console.print(f"the shoppers come back for {REVISIT_S:.0f} s (models promoted)")
     with serve_subprocess(env, log_path=log_path, relay=True) as base_url:
         report.revisit = run_simulation(
-            base_url, catalog, revisit_config(config), console=console, tag=shoppers_tag
+            base_url,
+            catalog,
+            revisit_config(config),
+            console=console,
+            tag=shoppers_tag,
+            admin_token=admin_token(settings),
+            upi_payer=upi_payer(settings, engine),
         )
+    report.money = money_after_run(
+        settings, endpoints.database_url, report.simulation, report.revisit
+    )
     with console.status("[bold]asking the serving endpoints for the summary…"):
         report.serving = tour(
             settings,
@@ -473,6 +500,7 @@ def _failures(report: DemoReport) -> list[str]:
     failures += report.batch.failures
     failures += [f"serving {failure}" for failure in report.serving.failures]
     failures += [f"analytics: {failure}" for failure in report.analytics.failures]
+    failures += [f"money: {failure}" for failure in report.money.failures]
     revisit = report.revisit
     if revisit is not None and (revisit.five_xx or revisit.transport_errors):
         failures.append(
@@ -546,6 +574,7 @@ def _print_summary(
     print_report(console, report.streaming)
     print_batch(console, report.batch)
     print_serving(console, report.serving)
+    print_money(console, report.money)
     for line in report.analytics.lines:
         console.print(line)
     where = Table(title="Endpoints", show_header=False)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +17,8 @@ from rich.markup import escape
 from souk.seed import CatalogPlan, SeededCatalog, SeedFailed, discover_catalog, seed_catalog
 from souk.settings import Settings, get_settings
 from souk.simulation import SimulationConfig, SimulationReport, report_tables, run_simulation
+from souk.simulation.model import with_money
+from souk.simulation.runner import UpiPayer
 from souk.synthetic import SyntheticWorld
 from transactional.shared.auth import ADMIN, JwtTokens, Principal
 
@@ -71,6 +76,13 @@ def simulate(
     labels: Annotated[
         Path | None, typer.Option(help="Write the fraud labels (JSON lines) to this file.")
     ] = None,
+    money: Annotated[
+        bool,
+        typer.Option(
+            help="Pay with every method of each region's mix (wallet top-ups, split, EMI, "
+            "3-D Secure, UPI in India) and return some delivered orders; --no-money: cards only."
+        ),
+    ] = True,
 ) -> None:
     """Simulate shoppers browsing, buying, cancelling (and a few fraudsters) over the HTTP API."""
     settings = get_settings()
@@ -91,7 +103,17 @@ def simulate(
             )
             or (1.0,),
         )
-        report = run_simulation(base_url, catalog, config, console=console)
+        if money:
+            config = with_money(config)
+        with upi_payers(settings) as payer:
+            report = run_simulation(
+                base_url,
+                catalog,
+                config,
+                console=console,
+                admin_token=admin_token(settings) if money else None,
+                upi_payer=payer,
+            )
     except (SeedFailed, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
@@ -114,6 +136,28 @@ def simulate(
             "answers or inconsistent replays: see the tables above"
         )
         raise typer.Exit(1)
+
+
+@contextmanager
+def upi_payers(settings: Settings) -> Iterator[UpiPayer | None]:
+    """The UPI sandbox's payers on this installation's database (None, with a note, when
+    the database is not reachable: UPI collects then stay waiting)."""
+    from souk.async_payments_wiring import upi_sandbox
+    from souk.stack.endpoints import resolve_url
+    from souk.stack.errors import StackError
+    from transactional.shared.db import create_db_engine
+
+    try:
+        database_url = resolve_url(settings, "postgres")
+    except StackError as exc:
+        err_console.print(f"[yellow]no UPI payers[/yellow] ({escape(str(exc))})")
+        yield None
+        return
+    engine = create_db_engine(database_url, pool_size=2, application_name="souk-simulate")
+    try:
+        yield upi_sandbox(settings, engine, lambda: datetime.now(UTC))
+    finally:
+        engine.dispose()
 
 
 def _catalog(settings: Settings, base_url: str, products: int, seed: int) -> SeededCatalog:

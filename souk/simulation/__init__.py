@@ -2,21 +2,27 @@
 
 from souk.simulation.audit import StockAudit, audit_stock
 from souk.simulation.model import (
+    DEFAULT_PAYMENT_MIX,
     FRAUD_KINDS,
+    METHODS,
     SHOPPER_COUNTRIES,
+    STORED_METHOD,
     Card,
     LinePlan,
+    PaymentPlan,
     SessionPlan,
     ShopperModel,
     ShopperProfile,
     SimulationConfig,
     ViewPlan,
     far_regions,
+    with_money,
 )
 from souk.simulation.report import (
     FraudLabel,
     OrderRecord,
     SimulationReport,
+    money_table,
     percentile,
     report_tables,
 )
@@ -25,18 +31,23 @@ from souk.simulation.runner import (
     ServerFailed,
     SessionAborted,
     Simulation,
+    UpiPayer,
     run_simulation,
 )
 from souk.simulation.server import free_port, serve_subprocess, server_environment
 
 __all__ = [
     "CARDS",
+    "DEFAULT_PAYMENT_MIX",
     "FRAUD_KINDS",
+    "METHODS",
     "SHOPPER_COUNTRIES",
+    "STORED_METHOD",
     "Card",
     "FraudLabel",
     "LinePlan",
     "OrderRecord",
+    "PaymentPlan",
     "ServerFailed",
     "SessionAborted",
     "SessionPlan",
@@ -46,13 +57,16 @@ __all__ = [
     "SimulationConfig",
     "SimulationReport",
     "StockAudit",
+    "UpiPayer",
     "ViewPlan",
     "audit_stock",
     "far_regions",
     "free_port",
+    "money_table",
     "percentile",
     "report_tables",
     "run_simulation",
     "serve_subprocess",
     "server_environment",
+    "with_money",
 ]

@@ -16,6 +16,11 @@ can label their accounts and orders as ground truth for fraud detection. Fraud k
 - ``shared_card``: paid with the ring's one stolen card, from a throwaway account (so the
   card is used by several accounts);
 - ``card_testing``: the device tries several distinct cards (declined) before one that works.
+
+Honest sessions also plan their money (``PaymentPlan``, from a stream of its own so the other
+decisions stay what they were): the payment method from their region's mix, a wallet top-up,
+a 3-D Secure step-up confirmed or abandoned, a UPI payer's answer, and a return of some lines.
+By default everyone pays by card; ``with_money`` turns the mix on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
@@ -33,6 +38,31 @@ from souk.synthetic import SEARCH_TERMS
 from transactional.shared.regions import REGION_CURRENCY, region_distance
 
 Card = Literal["ok", "declined", "insufficient_funds"]
+# How a session pays: a card, a card whose issuer asks for a 3-D Secure step-up, the wallet,
+# wallet + card (split), card in instalments (EMI), UPI collect (India).
+Method = Literal["card", "card_3ds", "wallet", "split", "emi", "upi"]
+METHODS: tuple[Method, ...] = ("card", "card_3ds", "wallet", "split", "emi", "upi")
+# payments.method as the server records each (a split is a wallet payment, gateway "split").
+STORED_METHOD: dict[str, str] = {
+    "card": "card",
+    "card_3ds": "card",
+    "wallet": "wallet",
+    "split": "wallet",
+    "emi": "emi",
+    "upi": "upi",
+}
+TopUp = Literal["none", "at_checkout", "separate"]
+StepUp = Literal["none", "confirm", "abandon"]
+UpiAnswer = Literal["none", "approve", "decline", "timeout"]
+# The payment-method mix per region (weights); UPI only where it exists (India).
+DEFAULT_PAYMENT_MIX: dict[str, dict[str, float]] = {
+    "eu": {"card": 0.55, "wallet": 0.10, "split": 0.10, "emi": 0.10, "card_3ds": 0.15},
+    "us": {"card": 0.55, "wallet": 0.10, "split": 0.10, "emi": 0.10, "card_3ds": 0.15},
+    "in": {"upi": 0.40, "card": 0.30, "emi": 0.15, "wallet": 0.15},
+}
+UPI_REGIONS = frozenset({"in"})
+# Planned wallet top-ups, in major units of the shopper's currency (INR: a hundred times).
+TOPUP_MAJOR = (20, 50, 100, 200)
 Outcome = Literal["bounce", "abandon", "checkout"]
 Edit = Literal["none", "bump", "remove"]
 FRAUD_KINDS = ("burst", "far_shipping", "high_value", "foreign_ip", "shared_card", "card_testing")
@@ -60,6 +90,22 @@ def configured_ip_regions() -> dict[str, tuple[str, ...]]:
     from souk.settings import get_settings
 
     return {region: tuple(cidrs) for region, cidrs in get_settings().ip_regions.items()}
+
+
+def configured_emi_terms() -> dict[str, dict[str, tuple[int, ...]]]:
+    """Region -> bank -> the EMI terms (months) it offers, from the server's EMI table."""
+    from transactional.payments.emi import current_emi_rates
+
+    rates = current_emi_rates().rates
+    return {
+        region: {bank: tuple(sorted(terms)) for bank, terms in banks.items() if terms}
+        for region, banks in rates.items()
+    }
+
+
+def default_payment_mix() -> dict[str, dict[str, float]]:
+    """A copy of the default per-region payment-method mix."""
+    return {region: dict(mix) for region, mix in DEFAULT_PAYMENT_MIX.items()}
 
 
 @dataclass(frozen=True)
@@ -90,6 +136,20 @@ class SimulationConfig:
     edit_share: float = 0.15  # change a quantity or remove a line before deciding
     workers: int = 16  # concurrent sessions at most
     grace_s: float = 60.0  # sessions not started this long after the window are dropped
+    # Region -> payment method -> weight; a region without a mix pays by card (the default:
+    # ``with_money`` gives DEFAULT_PAYMENT_MIX). Drawn from a stream of its own: the other
+    # decisions stay what they were.
+    payment_mix: Mapping[str, Mapping[str, float]] = field(default_factory=dict, hash=False)
+    # Region -> bank -> EMI terms (the server's emi_rates.toml by default).
+    emi_terms: Mapping[str, Mapping[str, tuple[int, ...]]] = field(
+        default_factory=configured_emi_terms, hash=False
+    )
+    topup_step_share: float = 0.4  # wallet payers topping up as a step of its own, first
+    abandon_step_up_share: float = 0.3  # 3-D Secure step-ups left to expire
+    upi_decline_share: float = 0.15  # UPI payers declining the collect request
+    upi_timeout_share: float = 0.1  # UPI payers never answering (the collect expires)
+    return_share: float = 0.0  # paid orders delivered and (partly) returned
+    damaged_share: float = 0.3  # returned lines found damaged on inspection
     # The number of the run's first session: a later visit of the same shoppers continues the
     # numbering, so its sessions are new plans (and new session ids and idempotency keys).
     first_session: int = 0
@@ -121,6 +181,32 @@ class SimulationConfig:
             raise ValueError(f"no IP range for {homeless} in ip_regions (SOUK_IP_REGIONS)")
         for cidrs in self.ip_regions.values():
             _networks(cidrs)  # ValueError for a malformed one
+        if self.upi_decline_share + self.upi_timeout_share > 1:
+            raise ValueError("upi_decline_share + upi_timeout_share must not exceed 1")
+        for region, mix in self.payment_mix.items():
+            unknown_methods = set(mix) - set(METHODS)
+            if unknown_methods:
+                raise ValueError(f"unknown payment methods {sorted(unknown_methods)} in {region}")
+            if any(weight < 0 for weight in mix.values()) or (mix and not sum(mix.values())):
+                raise ValueError(f"the payment mix of {region} needs positive weights")
+            if mix.get("upi") and region not in UPI_REGIONS:
+                raise ValueError(f"UPI is paid in {sorted(UPI_REGIONS)} only, not {region}")
+            if mix.get("emi") and not self.emi_terms.get(region):
+                raise ValueError(f"no EMI bank in {region} (emi_terms) for its EMI share")
+
+
+MONEY_RETURN_SHARE = 0.25  # of paid orders, returned in a run with every payment method
+
+
+def with_money(config: SimulationConfig) -> SimulationConfig:
+    """``config`` paying with every method of each region's mix (DEFAULT_PAYMENT_MIX),
+    topping up wallets, stepping up and returning a share of paid orders."""
+    mix = default_payment_mix()
+    return replace(
+        config,
+        payment_mix={region: mix.get(region, {"card": 1.0}) for region in config.regions},
+        return_share=config.return_share or MONEY_RETURN_SHARE,
+    )
 
 
 @dataclass(frozen=True)
@@ -187,11 +273,41 @@ class SessionPlan:
     fresh_account: bool = False  # a throwaway account opened in the session
     stolen_card: bool = False  # pays with the ring's shared stolen card
     test_cards: int = 0  # distinct cards tried (declined) before the one that pays
+    payment: Method = "card"
+    topup: TopUp = "none"  # wallet payers top up first: a step of its own, or at checkout
+    topup_minor: int = 0  # the planned top-up (more if the cart needs it)
+    wallet_share: float = 0.0  # of a split payment, the wallet's share of the subtotal
+    emi_bank: str | None = None
+    emi_months: int | None = None
+    step_up: StepUp = "none"  # a 3-D Secure card's challenge: confirmed or left to expire
+    upi_answer: UpiAnswer = "none"
+    return_lines: int = 0  # of a paid order, the lines returned once delivered (0: none)
+    damaged_lines: int = 0  # of those, the ones found damaged on inspection
 
     @property
     def fraud(self) -> bool:
         """Whether this session is labelled fraud-like."""
         return bool(self.fraud_kinds)
+
+    def paying(self, payment: PaymentPlan) -> SessionPlan:
+        """This plan paying, topping up and returning as ``payment`` says."""
+        return replace(self, **{f.name: getattr(payment, f.name) for f in fields(payment)})
+
+
+@dataclass(frozen=True)
+class PaymentPlan:
+    """How a session pays and what follows: the money decisions of a SessionPlan."""
+
+    payment: Method = "card"
+    topup: TopUp = "none"
+    topup_minor: int = 0
+    wallet_share: float = 0.0
+    emi_bank: str | None = None
+    emi_months: int | None = None
+    step_up: StepUp = "none"
+    upi_answer: UpiAnswer = "none"
+    return_lines: int = 0
+    damaged_lines: int = 0
 
 
 def far_regions(home: str, regions: Sequence[str]) -> list[str]:
@@ -469,7 +585,47 @@ class ShopperModel:
             # choices stay what they were).
             second_tab=replay and index % 2 == 0,
             client_ip=profile.home_ip,  # always from home, on the shopper's one device
-        )
+        ).paying(self.payment_plan(index, profile))
+
+    def payment_plan(self, index: int, profile: ShopperProfile) -> PaymentPlan:
+        """How session ``index`` of ``profile`` pays, tops up, steps up and returns: drawn
+        from a stream of its own (the session's other draws stay what they were)."""
+        config = self.config
+        rng = self._rng("payment", index)
+        mix = {m: w for m, w in config.payment_mix.get(profile.region, {}).items() if w > 0}
+        method: Method = "card"
+        if mix:
+            method = rng.choices(list(mix), weights=list(mix.values()))[0]  # type: ignore[assignment]
+        plan = PaymentPlan(payment=method)
+        if method in ("wallet", "split"):
+            separate = rng.random() < config.topup_step_share
+            unit = 10_000 if profile.currency == "INR" else 100
+            plan = replace(
+                plan,
+                topup="separate" if separate else "at_checkout",
+                topup_minor=rng.choice(TOPUP_MAJOR) * unit,
+                wallet_share=rng.choice((0.25, 0.5, 0.75)) if method == "split" else 0.0,
+            )
+        elif method == "emi":
+            banks = config.emi_terms.get(profile.region, {})
+            bank = rng.choice(sorted(banks))
+            plan = replace(plan, emi_bank=bank, emi_months=rng.choice(banks[bank]))
+        elif method == "card_3ds":
+            abandon = rng.random() < config.abandon_step_up_share
+            plan = replace(plan, step_up="abandon" if abandon else "confirm")
+        elif method == "upi":
+            draw = rng.random()
+            answer: UpiAnswer = "approve"
+            if draw < config.upi_decline_share:
+                answer = "decline"
+            elif draw < config.upi_decline_share + config.upi_timeout_share:
+                answer = "timeout"
+            plan = replace(plan, upi_answer=answer)
+        if rng.random() < config.return_share:
+            returned = rng.randint(1, 2)
+            damaged = sum(rng.random() < config.damaged_share for _ in range(returned))
+            plan = replace(plan, return_lines=returned, damaged_lines=damaged)
+        return plan
 
     def _fraud_session(self, index: int, rng: random.Random, shopper: int) -> SessionPlan:
         profile = self.profiles[shopper]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from rich.table import Table
 
-from souk.simulation.model import LinePlan
+from souk.simulation.model import STORED_METHOD, LinePlan
 
 
 @dataclass
@@ -33,6 +33,10 @@ class OrderRecord:
     fraud: bool
     lines: tuple[LinePlan, ...]
     cancelled: bool = False
+    method: str = "card"  # how the session paid (a plan's Method)
+    status: str = "paid"  # paid, pending (waiting on the payer), or how it ended otherwise
+    returned: bool = False  # a return of some of its lines was refunded
+    refunded_minor: int = 0  # refunded by returns
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -82,6 +86,27 @@ class SimulationReport:
     idempotent_replays: int = 0
     replay_mismatches: int = 0  # a replay answered differently from the first call
     second_tabs_refused: int = 0  # a bought cart checked out again (new key): 422, not sold
+    # (method, outcome) -> checkouts: paid, declined, abandoned (a step-up left to expire),
+    # expired (a UPI collect nobody answered), pending (still waiting when the run ended).
+    payments: Counter[tuple[str, str]] = field(default_factory=Counter)
+    checkouts_blocked: int = 0  # refused: the shopper's earlier checkout waits on the payer
+    topups: int = 0  # wallet top-ups that went through
+    topups_separate: int = 0  # of them, a step of its own before shopping
+    topups_declined: int = 0
+    topped_up_minor: Counter[str] = field(default_factory=Counter)  # currency -> minor units
+    step_ups_confirmed: int = 0  # 3-D Secure challenges the shopper confirmed
+    step_ups_abandoned: int = 0  # ... and left to expire
+    upi_approved: int = 0
+    upi_declined: int = 0
+    upi_expired: int = 0
+    upi_pending: int = 0  # no answer applied when the run ended
+    webhooks_delivered: int = 0  # signed UPI deliveries the server took (2xx or 409 seen)
+    deliveries: int = 0  # paid orders moved to delivered by the simulator's admin
+    returns_requested: int = 0
+    returns_refused: int = 0  # outside the category's window (e.g. groceries)
+    returns_refunded: int = 0
+    returned_lines_damaged: int = 0
+    refunded_minor: Counter[str] = field(default_factory=Counter)  # currency -> by returns
     fraud_sessions: int = 0
     fraud_labels: list[FraudLabel] = field(default_factory=list)
     orders: dict[str, OrderRecord] = field(default_factory=dict)
@@ -122,6 +147,14 @@ class SimulationReport:
         """(p50, p99) in ms of ``endpoint`` (e.g. ``POST /v1/checkout``)."""
         samples = self.latencies_ms.get(endpoint, [])
         return (statistics.median(samples) if samples else 0.0, percentile(samples, 0.99))
+
+    def paid_by_method(self) -> Counter[str]:
+        """Paid checkouts per payment method as the server records it (payments.method)."""
+        paid: Counter[str] = Counter()
+        for (method, outcome), count in self.payments.items():
+            if outcome == "paid":
+                paid[STORED_METHOD.get(method, method)] += count
+        return paid
 
     def fraud_customers(self) -> set[str]:
         """Accounts labelled fraud-like."""
@@ -191,6 +224,9 @@ def report_tables(report: SimulationReport) -> list[Table]:
     ]
     for what, value in rows:
         did.add_row(what, value)
+    tables = [did]
+    if report.payments or report.topups or report.returns_requested:
+        tables.append(money_table(report))
     latency = Table(title="Latency per endpoint")
     latency.add_column("endpoint")
     latency.add_column("calls", justify="right")
@@ -201,7 +237,7 @@ def report_tables(report: SimulationReport) -> list[Table]:
         latency.add_row(
             endpoint, str(len(report.latencies_ms[endpoint])), f"{p50:,.1f}", f"{p99:,.1f}"
         )
-    tables = [did, latency]
+    tables.append(latency)
     if report.unexpected:
         odd = Table(title="Unexpected answers (first samples below)")
         odd.add_column("call → status")
@@ -210,3 +246,48 @@ def report_tables(report: SimulationReport) -> list[Table]:
             odd.add_row(what, str(count))
         tables.append(odd)
     return tables
+
+
+def _money(minor: Counter[str]) -> str:
+    return ", ".join(f"{value / 100:,.2f} {currency}" for currency, value in sorted(minor.items()))
+
+
+def money_table(report: SimulationReport) -> Table:
+    """Payments by method and outcome, top-ups, step-ups, UPI answers and returns."""
+    table = Table(title="Simulated payments and returns")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    methods = sorted({method for method, _ in report.payments})
+    for method in methods:
+        outcomes = {o: n for (m, o), n in report.payments.items() if m == method}
+        table.add_row(
+            f"paid by {method}",
+            ", ".join(f"{o} {n}" for o, n in sorted(outcomes.items())),
+        )
+    rows = [
+        (
+            "wallet top-ups (separate step) / declined",
+            f"{report.topups} ({report.topups_separate}) / {report.topups_declined}",
+        ),
+        ("  topped up", _money(report.topped_up_minor) or "-"),
+        (
+            "3-D Secure step-ups confirmed / abandoned",
+            f"{report.step_ups_confirmed} / {report.step_ups_abandoned}",
+        ),
+        (
+            "UPI approved / declined / expired / pending",
+            f"{report.upi_approved} / {report.upi_declined} / {report.upi_expired} / "
+            f"{report.upi_pending}",
+        ),
+        ("UPI webhooks delivered", str(report.webhooks_delivered)),
+        ("orders delivered", str(report.deliveries)),
+        (
+            "returns requested / refused / refunded",
+            f"{report.returns_requested} / {report.returns_refused} / {report.returns_refunded}",
+        ),
+        ("  returned lines damaged", str(report.returned_lines_damaged)),
+        ("  refunded", _money(report.refunded_minor) or "-"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table

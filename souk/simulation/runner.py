@@ -17,11 +17,20 @@ loopback, a trusted proxy). Cards are the sandbox's: any Luhn-valid number is au
 its documented test numbers decline; each shopper's own card is a number of its own, and its
 failing card a test number with an expiry of its own (the instrument id the checkout derives
 tells cards apart by number and expiry).
+
+Money (with a payment mix, see ``with_money``): wallet payers top up first (by card, some as
+a step of their own); a split pays part from the wallet; EMI names a bank and term; a 3-D
+Secure card answers 202 and the shopper confirms the challenge or leaves it to expire; a UPI
+payer's collect is answered by the sandbox payers (``UpiPayer``), whose signed webhooks the
+simulator delivers, then the checkout is asked again with its key. With an admin token, a
+share of paid orders is delivered and partly returned (some units damaged) and refunded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import queue
 import secrets
 import threading
@@ -30,7 +39,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from rich.console import Console
@@ -41,6 +50,7 @@ from souk.simulation.model import (
     SHOPPER_COUNTRIES,
     Card,
     LinePlan,
+    Method,
     SessionPlan,
     ShopperModel,
     ShopperProfile,
@@ -56,6 +66,17 @@ CARDS: dict[str, str] = {
     "declined": "4000000000000002",
     "insufficient_funds": "4000000000009995",
 }
+# The sandbox's card whose issuer asks for a 3-D Secure step-up.
+THREE_DS_CARD = "4000002760003184"
+# UPI sandbox VPAs: the payer declines, or never answers (any other VPA approves).
+UPI_VPAS = {"decline": "failure@souk", "timeout": "timeout@souk"}
+MAX_TOPUP_MINOR = 1_000_000  # the wallet's limit per top-up (transactional.payments.wallet)
+# The checkout's answer once a payer's deadline passed unanswered (409).
+ACTION_EXPIRED = "payment_action_expired"
+# A wallet payer's cart dearer than this many top-ups is paid wallet + card (split).
+MAX_WALLET_TOPUPS = 3
+# What a wallet payer tops up beyond the cart's subtotal: shipping and US sales tax on top.
+WALLET_HEADROOM = 0.15
 # The declining test numbers a card tester runs through (with ever other expiries).
 TEST_DECLINES = (CARDS["declined"], CARDS["insufficient_funds"], "4000000000000069")
 # Expiries (month, year) give cards with one test number distinct ids: shoppers' own cards
@@ -71,10 +92,55 @@ ADDRESS_BOOK: dict[str, dict[str, str]] = {
     "ES": {"line1": "Calle Mayor 5", "city": "Madrid", "postal_code": "28013"},
     "IT": {"line1": "Via del Corso 10", "city": "Roma", "postal_code": "00186"},
     "NL": {"line1": "Damrak 1", "city": "Amsterdam", "postal_code": "1012LG"},
-    "US": {"line1": "500 Congress Ave", "city": "Austin", "postal_code": "78701"},
+    "US": {
+        "line1": "500 Congress Ave",
+        "city": "Austin",
+        "subdivision": "TX",
+        "postal_code": "78701",
+    },
     "IN": {"line1": "12 MG Road", "city": "Bengaluru", "postal_code": "560001"},
 }
+# US shoppers live in several states (sales tax is per state).
+US_ADDRESSES: tuple[dict[str, str], ...] = (
+    ADDRESS_BOOK["US"],
+    {"line1": "1 Market St", "city": "San Francisco", "subdivision": "CA", "postal_code": "94105"},
+    {"line1": "350 5th Ave", "city": "New York", "subdivision": "NY", "postal_code": "10118"},
+)
 PASSWORD = "simulated-shopper-pw"  # synthetic accounts on a local stack
+
+
+def address_of(country: str, shopper: int) -> dict[str, str]:
+    """The street address of a shopper in ``country`` (US shoppers spread over states)."""
+    if country == "US":
+        return dict(US_ADDRESSES[shopper % len(US_ADDRESSES)])
+    return dict(ADDRESS_BOOK[country])
+
+
+class Webhook(Protocol):
+    """A signed delivery of a payment provider (transactional.payments.webhooks)."""
+
+    @property
+    def provider(self) -> str:
+        """The provider's name in the webhook path."""
+
+    @property
+    def body(self) -> bytes:
+        """The raw signed body."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The signature header."""
+
+
+class UpiPayer(Protocol):
+    """The UPI payers' side (the sandbox provider): answers waiting collects as their VPAs
+    say and hands back the signed webhooks to deliver."""
+
+    def deliver(self, reference: str | None = None, *, limit: int = 100) -> Sequence[Webhook]:
+        """The signed webhooks of every answer not acknowledged yet."""
+
+    def acknowledge(self, reference: str) -> None:
+        """The server took the delivery: it is not sent again."""
 
 
 class ServerFailed(SoukError):
@@ -98,6 +164,20 @@ class _Account:
     token_at: float = 0.0
     address_id: str | None = None
     cart_id: str | None = None
+    # A checkout of the account's cart still waits on the payer (a step-up left to expire,
+    # a UPI collect nobody answered): the cart is checked out once at a time meanwhile.
+    waiting: bool = False
+
+
+@dataclass
+class _Waiting:
+    """A checkout still waiting on the payer: asked again when the run ends."""
+
+    plan: SessionPlan
+    account: _Account
+    key: str
+    body: dict[str, Any]
+    order_id: str
 
 
 TOKEN_REUSE_S = 600.0  # a returning visitor within this window is still signed in
@@ -200,6 +280,8 @@ class Simulation:
         show_progress: bool = True,
         tag: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        admin_token: str | None = None,
+        upi_payer: UpiPayer | None = None,
     ) -> None:
         self.base_url = base_url
         self.catalog = catalog
@@ -211,6 +293,12 @@ class Simulation:
         # never depend on it.
         self.tag = tag or secrets.token_hex(3)
         self._transport = transport
+        # The shop's admin moves paid orders to delivered and handles returns (no returns
+        # without one); the UPI payers answer collect requests (they wait without one).
+        self._admin = bearer(admin_token) if admin_token else None
+        self._upi_payer = upi_payer
+        self._payer_lock = threading.Lock()  # one delivery round at a time
+        self._waiting: list[_Waiting] = []
         self._lock = threading.Lock()
         self._local = threading.local()  # the session's device and address headers
         self._year = datetime.now(UTC).year
@@ -311,6 +399,7 @@ class Simulation:
                 while thread.is_alive():
                     thread.join(0.5)
                     progress.update(task, description=self._status_line())
+        self._settle_waiting()
         self.report.elapsed_s = time.monotonic() - started
         self.report.customer_ids = {
             account.profile.index: account.customer_id
@@ -409,6 +498,8 @@ class Simulation:
         if signed_in:
             self._ensure_registered(http, account)
             self._sign_in(http, account, guest_cart_id=None, reuse=True)
+            if plan.topup == "separate":  # filling the wallet first, a step of its own
+                self._top_up(http, plan, account, plan.topup_minor, separate=True)
         events = self._browse(http, plan, account, session_id, signed_in)
         if plan.outcome == "bounce":
             self._send_events(http, events, account if signed_in else None)
@@ -785,7 +876,11 @@ class Simulation:
         profile = account.profile
         if plan.ship_region is not None:
             country = SHOPPER_COUNTRIES[plan.ship_region][0]
-            return {"full_name": profile.name, "country": country, **ADDRESS_BOOK[country]}
+            return {
+                "full_name": profile.name,
+                "country": country,
+                **address_of(country, profile.index),
+            }
         if account.address_id is None:
             saved = self._call(
                 http,
@@ -795,7 +890,7 @@ class Simulation:
                 json={
                     "full_name": profile.name,
                     "country": profile.country,
-                    **ADDRESS_BOOK[profile.country],
+                    **address_of(profile.country, profile.index),
                 },
                 headers=bearer(self._token(account)),
             ).json()
@@ -813,8 +908,14 @@ class Simulation:
     ) -> None:
         headers = bearer(self._token(account))
         address = self._shipping_address(http, plan, account)
-        card = plan.card if burst_index == 0 else "ok"
+        method: Method = plan.payment if burst_index == 0 else "card"
+        # The wallet and UPI have no failing card: only the card paths draw one.
+        failing = burst_index == 0 and method not in ("wallet", "upi")
+        card = plan.card if failing else "ok"
         tests = plan.test_cards if burst_index == 0 else 0
+        wallet_minor = 0
+        if method in ("wallet", "split"):
+            method, wallet_minor = self._fund_wallet(http, plan, account, cart_id, headers)
         # Card tests first (each declined), then the first try, a retry after a decline or
         # after a stock-out.
         for attempt in range(tests + 3):
@@ -825,29 +926,45 @@ class Simulation:
             elif card == "ok" and plan.stolen_card:
                 payment = self.stolen_card()
             else:
-                payment = self.own_card(account.profile, card)
+                payment = self.payment_method(plan, account.profile, method, card, wallet_minor)
             body = {"cart_id": cart_id, "shipping_address": address, "payment_method": payment}
             self._count(checkouts_attempted=1)
             response = self._call(
                 http,
                 "POST",
                 "/v1/checkout",
-                (200, 201, 402, 409),
+                (200, 201, 202, 402, 409),
                 json=body,
                 headers={**headers, "Idempotency-Key": key},
             )
+            blocked = response.status_code == 409 and account.waiting
+            if blocked and response.json().get("code") == "checkout_in_progress":
+                # The shopper's earlier checkout of this cart still waits on the payer.
+                self._count(checkouts_blocked=1)
+                return
             if plan.replay and attempt == 0:
                 self._replay(http, body, headers, key, response)
+            if response.status_code == 202:
+                waiting = _Waiting(plan, account, key, body, str(response.json()["order_id"]))
+                self._awaiting(http, waiting, method, response.json(), label)
+                return
             if response.status_code in (200, 201):
-                self._placed(http, plan, account, response.json(), label)
+                held = response.json().get("status") == "on_hold"  # a fraud review decides
+                self._outcome(method, "held" if held else "paid")
+                record = self._placed(http, plan, account, response.json(), label, method)
+                if held:
+                    record.status = "held"
                 if plan.second_tab:
                     self._second_tab(http, body, headers, key, response.json())
+                if not held:
+                    self._return(http, plan, account, record)
                 return
             problem = response.json()
             if response.status_code == 402:
                 self._count(checkouts_declined=1)
                 if testing:
                     continue
+                self._outcome(method, "declined")
                 if not plan.retry_declined or card == "ok":
                     return
                 card = "ok"
@@ -860,6 +977,329 @@ class Simulation:
             self._count(checkouts_out_of_stock=1)
             if not self._drop_skus(http, cart_id, problem.get("skus") or [], headers):
                 return
+
+    def payment_method(
+        self,
+        plan: SessionPlan,
+        profile: ShopperProfile,
+        method: Method,
+        card: Card,
+        wallet_minor: int = 0,
+    ) -> dict[str, Any]:
+        """The checkout's ``payment_method`` for the planned method (the shopper's own
+        card, or its failing one, where a card is part of it)."""
+        if method == "wallet":
+            return {"type": "wallet"}
+        if method == "upi":
+            return {"type": "upi", "vpa": self.vpa(plan, profile)}
+        own = self.own_card(profile, card)
+        if method == "card_3ds" and card == "ok":
+            own["card"]["number"] = THREE_DS_CARD  # the issuer asks for a step-up
+        if method == "split":
+            own["wallet_amount_minor"] = max(1, wallet_minor)
+        if method == "emi":
+            emi = {"months": plan.emi_months, "bank": plan.emi_bank}
+            return {"type": "emi", "card": own["card"], "emi": emi}
+        return own
+
+    def vpa(self, plan: SessionPlan, profile: ShopperProfile) -> str:
+        """The UPI id a shopper pays from: the sandbox's declining or silent one as planned,
+        else one of its own (any other VPA approves)."""
+        return UPI_VPAS.get(plan.upi_answer) or f"shopper.{self.tag}{profile.index}@oksouk"
+
+    # -- wallet --
+
+    def _fund_wallet(
+        self,
+        http: httpx.Client,
+        plan: SessionPlan,
+        account: _Account,
+        cart_id: str,
+        headers: Mapping[str, str],
+    ) -> tuple[Method, int]:
+        """Top the wallet up to what the planned payment takes from it: (method, that
+        amount): the wallet's part of a split, else the whole estimated total; a cart dearer
+        than MAX_WALLET_TOPUPS top-ups is paid wallet + card instead."""
+        currency = account.profile.currency
+        cart = self._call(
+            http, "GET", "/v1/carts/{cart_id}", (200,), path=f"/v1/carts/{cart_id}", headers=headers
+        ).json()
+        subtotal = int(cart.get("subtotal_minor") or 0)
+        if plan.payment == "split":
+            need = max(1, int(subtotal * plan.wallet_share))
+        else:
+            need = math.ceil(subtotal * (1 + WALLET_HEADROOM)) + 100
+        method: Method = plan.payment
+        if need > MAX_WALLET_TOPUPS * MAX_TOPUP_MINOR:
+            method, need = "split", min(subtotal, MAX_WALLET_TOPUPS * MAX_TOPUP_MINOR)
+        wallet = self._call(
+            http, "GET", "/v1/wallet", (200,), params={"currency": currency}, headers=headers
+        ).json()
+        missing = need - int(wallet["balance_minor"])
+        if missing > 0:
+            self._top_up(http, plan, account, max(missing, plan.topup_minor))
+        return method, need
+
+    def _top_up(
+        self,
+        http: httpx.Client,
+        plan: SessionPlan,
+        account: _Account,
+        amount_minor: int,
+        *,
+        separate: bool = False,
+    ) -> None:
+        """Pay ``amount_minor`` into the wallet with the shopper's good card (in top-ups of
+        the wallet's limit at most), each with its own Idempotency-Key."""
+        currency = account.profile.currency
+        step = "first" if separate else "checkout"
+        chunks = math.ceil(amount_minor / MAX_TOPUP_MINOR)
+        for n in range(chunks):
+            amount = min(MAX_TOPUP_MINOR, amount_minor - n * MAX_TOPUP_MINOR)
+            response = self._call(
+                http,
+                "POST",
+                "/v1/wallet/top-ups",
+                (201, 402),
+                json={
+                    "amount_minor": amount,
+                    "currency": currency,
+                    "card": self.own_card(account.profile, "ok")["card"],
+                },
+                headers={
+                    **bearer(self._token(account)),
+                    "Idempotency-Key": f"sim-{self.tag}-{plan.index}-topup-{step}-{n}",
+                },
+            )
+            if response.status_code == 402:
+                self._count(topups_declined=1)
+                return
+            with self._lock:
+                self.report.topups += 1
+                self.report.topups_separate += int(separate)
+                self.report.topped_up_minor[currency] += amount
+
+    # -- payments that wait on the payer --
+
+    def _outcome(self, method: str, outcome: str) -> None:
+        with self._lock:
+            self.report.payments[(method, outcome)] += 1
+
+    def _awaiting(
+        self,
+        http: httpx.Client,
+        waiting: _Waiting,
+        method: Method,
+        answer: Mapping[str, Any],
+        label: FraudLabel | None,
+    ) -> None:
+        """A checkout answered 202: the shopper confirms or abandons its 3-D Secure step-up;
+        a UPI payer answers in its app (the sandbox payers deliver the webhooks)."""
+        plan, account = waiting.plan, waiting.account
+        record = self._placed(http, plan, account, answer, label, method, paid=False)
+        action = answer.get("next_action") or {}
+        if action.get("type") == "three_d_secure":
+            if plan.step_up == "abandon":
+                account.waiting = True
+                record.status = "abandoned"
+                self._outcome(method, "abandoned")
+                self._count(step_ups_abandoned=1)
+                return
+            confirmed = self._call(
+                http,
+                "POST",
+                "/v1/payments/{payment_id}/3ds/confirm",
+                (200,),
+                path=str(action["url"]),
+                json={"outcome": "approve"},
+                headers=bearer(self._token(account)),
+            ).json()
+            self._count(step_ups_confirmed=1)
+            if confirmed.get("status") == "captured":
+                self._paid(record, method)
+                self._return(http, plan, account, record)
+            else:
+                record.status = "declined"
+                self._outcome(method, "declined")
+            return
+        self._deliver_upi(http)
+        self._settle(http, waiting, record, final=False)
+
+    def _paid(self, record: OrderRecord, method: str) -> None:
+        record.status = "paid"
+        self._outcome(method, "paid")
+        self._count(checkouts_succeeded=1)
+
+    def _deliver_upi(self, http: httpx.Client) -> None:
+        """The UPI payers answer every waiting collect request; each signed webhook goes to
+        the server (a 409: delivered already, by another round)."""
+        payer = self._upi_payer
+        if payer is None:
+            return
+        with self._payer_lock:
+            for webhook in payer.deliver():
+                self._call(
+                    http,
+                    "POST",
+                    "/v1/payments/webhooks/{provider}",
+                    (200, 409),
+                    path=f"/v1/payments/webhooks/{webhook.provider}",
+                    content=webhook.body,
+                    headers={**webhook.headers, "Content-Type": "application/json"},
+                )
+                payer.acknowledge(str(json.loads(webhook.body)["data"]["reference"]))
+                self._count(webhooks_delivered=1)
+
+    def _settle(
+        self, http: httpx.Client, waiting: _Waiting, record: OrderRecord, *, final: bool
+    ) -> None:
+        """Ask the UPI checkout again (same key): paid, declined, expired or still waiting
+        (then asked once more when the run ends, unless ``final``)."""
+        plan, account = waiting.plan, waiting.account
+        response = self._call(
+            http,
+            "POST",
+            "/v1/checkout",
+            (201, 202, 402, 409),
+            json=waiting.body,
+            headers={**bearer(self._token(account)), "Idempotency-Key": waiting.key},
+        )
+        if response.status_code == 409 and response.json().get("code") != ACTION_EXPIRED:
+            with self._lock:
+                self.report.unexpected[
+                    f"POST /v1/checkout → 409 {response.json().get('code')}"
+                ] += 1
+                self._sample(f"UPI checkout {waiting.key}: {response.text[:300]}")
+            raise SessionAborted("checkout conflict")
+        if response.status_code == 201:
+            account.waiting = False
+            self._count(upi_approved=1)
+            self._paid(record, "upi")
+            self._return(http, plan, account, record)
+        elif response.status_code in (402, 409):
+            # 409 payment_action_expired: the saga's deadline passed before any answer.
+            account.waiting = False
+            code = response.json().get("decline_code") or response.json().get("code")
+            expired = code in ("collect_expired", ACTION_EXPIRED)
+            record.status = "expired" if expired else "declined"
+            self._outcome("upi", record.status)
+            self._count(upi_expired=int(expired), upi_declined=int(not expired))
+        elif final:
+            record.status = "pending"
+            self._outcome("upi", "pending")
+            self._count(upi_pending=1)
+        else:
+            account.waiting = True
+            with self._lock:
+                self._waiting.append(waiting)
+
+    def _settle_waiting(self) -> None:
+        """When the run ends: the payers answer once more (lapsed collects expire), and each
+        checkout still waiting is asked how it ended."""
+        if not self._waiting:
+            return
+        with httpx.Client(
+            base_url=self.base_url, timeout=self.config.timeout_s, transport=self._transport
+        ) as http:
+            try:
+                self._deliver_upi(http)
+                for waiting in self._waiting:
+                    self._settle(http, waiting, self.report.orders[waiting.order_id], final=True)
+            except SessionAborted:
+                self._count(sessions_aborted=1)
+
+    # -- returns --
+
+    def _return(
+        self, http: httpx.Client, plan: SessionPlan, account: _Account, record: OrderRecord
+    ) -> None:
+        """The admin delivers a paid order; the shopper sends some lines back, the returns
+        desk approves, inspects (some units damaged) and the refund goes out."""
+        admin = self._admin
+        if not plan.return_lines or plan.cancel or admin is None:
+            return
+        order_id = record.order_id
+        for to in ("packed", "shipped", "delivered"):
+            self._call(
+                http,
+                "POST",
+                "/v1/admin/orders/{order_id}/transitions",
+                (200,),
+                path=f"/v1/admin/orders/{order_id}/transitions",
+                json={"to": to, "cause": "simulated fulfilment"},
+                headers=admin,
+            )
+        self._count(deliveries=1)
+        mine = bearer(self._token(account))
+        order = self._call(
+            http,
+            "GET",
+            "/v1/orders/{order_id}",
+            (200,),
+            path=f"/v1/orders/{order_id}",
+            headers=mine,
+        ).json()
+        lines = order["lines"][: plan.return_lines]
+        damaged = {line["line_id"] for line in lines[: plan.damaged_lines]}
+        asked = self._call(
+            http,
+            "POST",
+            "/v1/orders/{order_id}/returns",
+            (201, 422),
+            path=f"/v1/orders/{order_id}/returns",
+            json={
+                "lines": [
+                    {
+                        "line_id": line["line_id"],
+                        "quantity": line["quantity"],
+                        "reason": "defective" if line["line_id"] in damaged else "no_longer_needed",
+                    }
+                    for line in lines
+                ]
+            },
+            headers=mine,
+        )
+        if asked.status_code == 422:  # outside the window (groceries are not returned)
+            self._count(returns_refused=1)
+            return
+        self._count(returns_requested=1)
+        return_id = str(asked.json()["return_id"])
+        self._call(
+            http,
+            "POST",
+            "/v1/returns/{return_id}/approve",
+            (200,),
+            path=f"/v1/returns/{return_id}/approve",
+            json={},
+            headers=admin,
+        )
+        received = self._call(
+            http,
+            "POST",
+            "/v1/returns/{return_id}/receive",
+            (200,),
+            path=f"/v1/returns/{return_id}/receive",
+            json={
+                "lines": [
+                    {
+                        "line_id": line["line_id"],
+                        "resellable": 0 if line["line_id"] in damaged else line["quantity"],
+                        "damaged": line["quantity"] if line["line_id"] in damaged else 0,
+                    }
+                    for line in lines
+                ]
+            },
+            headers=admin,
+        ).json()
+        refund = received.get("refund") or {}
+        with self._lock:
+            self.report.returned_lines_damaged += len(damaged)
+            if received.get("status") == "refunded" and refund:
+                amount = int(refund["amount"]["amount_minor"])
+                self.report.returns_refunded += 1
+                self.report.refunded_minor[str(refund["amount"]["currency"])] += amount
+                record.returned = True
+                record.refunded_minor += amount
 
     def _replay(
         self,
@@ -874,7 +1314,7 @@ class Simulation:
             http,
             "POST",
             "/v1/checkout",
-            (200, 201, 402, 409),
+            (200, 201, 202, 402, 409),
             json=body,
             headers={**headers, "Idempotency-Key": key},
         )
@@ -958,7 +1398,12 @@ class Simulation:
         account: _Account,
         order: Mapping[str, Any],
         label: FraudLabel | None,
-    ) -> None:
+        method: str = "card",
+        *,
+        paid: bool = True,
+    ) -> OrderRecord:
+        """Record an order the checkout placed (paid, or waiting on the payer); cancel it
+        if the plan says so (a paid one)."""
         order_id = str(order["order_id"])
         record = OrderRecord(
             order_id=order_id,
@@ -967,13 +1412,15 @@ class Simulation:
             session=plan.index,
             fraud=plan.fraud,
             lines=plan.lines,
+            method=method,
+            status="paid" if paid else "pending",
         )
         with self._lock:
-            self.report.checkouts_succeeded += 1
+            self.report.checkouts_succeeded += int(paid)
             self.report.orders[order_id] = record
         if label is not None:
             label.order_ids.append(order_id)
-        if plan.cancel:
+        if plan.cancel and paid:
             headers = bearer(self._token(account))
             self._call(
                 http,
@@ -995,6 +1442,7 @@ class Simulation:
             if cancelled.status_code == 200:
                 record.cancelled = True
                 self._count(cancels=1)
+        return record
 
 
 def _event(event_type: str, **payload: Any) -> dict[str, Any]:
@@ -1021,8 +1469,11 @@ def run_simulation(
     show_progress: bool = True,
     tag: str | None = None,
     transport: httpx.BaseTransport | None = None,
+    admin_token: str | None = None,
+    upi_payer: UpiPayer | None = None,
 ) -> SimulationReport:
-    """Run one simulation and return its report."""
+    """Run one simulation and return its report (returns need ``admin_token``; UPI payers
+    answer through ``upi_payer``)."""
     simulation = Simulation(
         base_url,
         catalog,
@@ -1031,5 +1482,7 @@ def run_simulation(
         show_progress=show_progress,
         tag=tag,
         transport=transport,
+        admin_token=admin_token,
+        upi_payer=upi_payer,
     )
     return simulation.run()
