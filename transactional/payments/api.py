@@ -14,7 +14,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from transactional.checkout.dto import CardIn
 from transactional.checkout.model import check_idempotency_key
 from transactional.payments.emi import EmiRates
-from transactional.payments.model import Card
+from transactional.payments.model import Card, PaymentNotFound
+from transactional.payments.service import PaymentService
 from transactional.payments.threeds import ThreeDSChallenges
 from transactional.payments.wallet import MAX_TOPUP_MINOR
 from transactional.payments.wallet_moves import region_of_currency
@@ -319,4 +320,77 @@ class EmiController(Controller):
 WALLET_ROUTES = [WalletController, EmiController]
 # --- end wallet and EMI ---
 
-ROUTES: list[type[Controller]] = [*ASYNC_ROUTES, *WALLET_ROUTES]
+# --- a payment, as its customer sees it ---
+
+
+class EmiPlanOfPaymentOut(msgspec.Struct, kw_only=True):
+    """The instalment plan a payment was made on."""
+
+    months: int
+    bank: str
+    annual_rate_bp: int | None
+    monthly_instalment_minor: int | None
+    total_interest_minor: int | None
+
+
+class PaymentOut(msgspec.Struct, kw_only=True):
+    """A payment: its method, status and amounts (never the instrument)."""
+
+    payment_id: str
+    order_id: str
+    method: str
+    gateway: str
+    status: str
+    amount_minor: int
+    currency: str
+    captured_minor: int
+    refunded_minor: int
+    emi: EmiPlanOfPaymentOut | None
+    created_at: datetime
+
+
+class PaymentController(Controller):
+    """/v1/payments/{payment_id}: one payment of the caller's (any, for an admin)."""
+
+    path = "/v1/payments"
+    tags = ("payments",)
+
+    @get("/{payment_id:str}", sync_to_thread=True)
+    def show(
+        self,
+        payment_id: FromPath[str],
+        principal: Inject[Principal],
+        payments: Inject[PaymentService],
+    ) -> PaymentOut:
+        """The payment with its EMI plan if it has one; 404 ``payment_not_found`` if unknown
+        or another customer's."""
+        payment = payments.find(payment_id)
+        if payment is None or not (
+            principal.is_admin or payment.customer_id == principal.customer_id
+        ):
+            raise PaymentNotFound(f"no payment {payment_id}")
+        emi = None
+        if payment.emi_months is not None and payment.emi_bank is not None:
+            emi = EmiPlanOfPaymentOut(
+                months=payment.emi_months,
+                bank=payment.emi_bank,
+                annual_rate_bp=payment.emi_rate_bp,
+                monthly_instalment_minor=payment.emi_monthly_minor,
+                total_interest_minor=payment.emi_interest_minor,
+            )
+        return PaymentOut(
+            payment_id=payment.payment_id,
+            order_id=payment.order_id,
+            method=payment.method,
+            gateway=payment.gateway,
+            status=payment.status,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            captured_minor=payment.captured_minor,
+            refunded_minor=payment.refunded_minor,
+            emi=emi,
+            created_at=payment.created_at,
+        )
+
+
+ROUTES: list[type[Controller]] = [*ASYNC_ROUTES, *WALLET_ROUTES, PaymentController]

@@ -244,6 +244,27 @@ def test_emi_plans_are_shown_and_the_chosen_one_is_recorded_on_the_payment(
     assert payment["emi_monthly_minor"] == six["monthly_instalment_minor"]
     assert payment["emi_interest_minor"] == six["total_interest_minor"]
     assert payment["captured_minor"] == total  # the merchant is paid in full; the bank lends
+    # The order's payment shows its plan to its customer, and to nobody else.
+    order = client.get(
+        f"/v1/orders/{order_of(engine, response.json()['checkout_id'])['order_id']}",
+        headers=shopper["headers"],
+    ).json()
+    assert order["payment_method"] == "emi"
+    shown_payment = client.get(f"/v1/payments/{order['payment_id']}", headers=shopper["headers"])
+    assert shown_payment.status_code == 200, shown_payment.text
+    assert shown_payment.json()["emi"] == {
+        "months": 6,
+        "bank": "ing",
+        "annual_rate_bp": payment["emi_rate_bp"],
+        "monthly_instalment_minor": six["monthly_instalment_minor"],
+        "total_interest_minor": six["total_interest_minor"],
+    }
+    stranger = register(client)
+    assert_problem(
+        client.get(f"/v1/payments/{order['payment_id']}", headers=stranger["headers"]),
+        404,
+        "payment_not_found",
+    )
     # A bank without plans in the region is refused before anything is held.
     bad = {"type": "emi", "card": CARD, "emi": {"months": 3, "bank": "sbi"}}
     refused = post_checkout(client, shopper, paying(filled_cart(client, shopper, {sku: 1}), bad))
