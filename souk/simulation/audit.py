@@ -16,9 +16,9 @@ class StockAudit:
     seeded: int  # units seeded
     on_hand: int  # units on hand now
     reserved: int  # units held by open reservations now
-    sold: int  # units on orders that are neither cancelled nor returned
+    sold: int  # units on orders that are neither cancelled nor returned, less returned units
     invalid: list[str]  # SKUs with a negative count or more reserved than on hand
-    oversold: dict[str, int]  # SKU → units sold beyond what was seeded
+    oversold: dict[str, int]  # SKU → units sold (or returned damaged) beyond what was seeded
     drift: dict[str, int]  # SKU → (units gone from stock) - (units on live orders)
 
     @property
@@ -53,11 +53,30 @@ def audit_stock(engine: Engine, seeded: Mapping[str, int]) -> StockAudit:
                 {"skus": skus},
             )
         }
+        # Units a return took back from a live order (a partial return leaves it delivered):
+        # resellable ones are on hand again, damaged ones left stock for the damaged bucket.
+        returned: dict[str, tuple[int, int]] = {
+            row.sku: (int(row.live or 0), int(row.damaged or 0))
+            for row in connection.execute(
+                text(
+                    "SELECT r.sku, sum(r.resellable + r.damaged) FILTER (WHERE o.status NOT IN "
+                    "('cancelled', 'returned')) AS live, sum(r.damaged) AS damaged "
+                    "FROM stock_returns AS r JOIN orders AS o ON o.order_id = r.order_id "
+                    "WHERE r.sku = ANY(:skus) GROUP BY r.sku"
+                ),
+                {"skus": skus},
+            )
+        }
+    for sku, (live, _) in returned.items():
+        sold[sku] = sold.get(sku, 0) - live
+    damaged = {sku: d for sku, (_, d) in returned.items()}
     on_hand = {sku: int(levels[sku].on_hand) if sku in levels else 0 for sku in skus}
+    # Gone from stock: what live orders hold, plus what came back damaged.
+    gone = {sku: sold.get(sku, 0) + damaged.get(sku, 0) for sku in skus}
     drift = {
-        sku: (seeded[sku] - on_hand[sku]) - sold.get(sku, 0)
+        sku: (seeded[sku] - on_hand[sku]) - gone[sku]
         for sku in skus
-        if seeded[sku] - on_hand[sku] != sold.get(sku, 0)
+        if seeded[sku] - on_hand[sku] != gone[sku]
     }
     return StockAudit(
         skus=len(skus),
@@ -66,6 +85,6 @@ def audit_stock(engine: Engine, seeded: Mapping[str, int]) -> StockAudit:
         reserved=sum(int(row.reserved) for row in levels.values()),
         sold=sum(sold.values()),
         invalid=sorted(sku for sku, row in levels.items() if row.invalid),
-        oversold={sku: sold[sku] - seeded[sku] for sku in skus if sold.get(sku, 0) > seeded[sku]},
+        oversold={sku: gone[sku] - seeded[sku] for sku in skus if gone[sku] > seeded[sku]},
         drift=drift,
     )

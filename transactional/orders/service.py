@@ -259,6 +259,19 @@ class OrderService:
         order.history.clear()
         return order
 
+    def record_refunded(self, order_id: str, refunded_minor: int) -> Order:
+        """Part of the order was refunded through returns (the payment's ``payment.refunded``
+        says so): the order shows what was refunded so far; monotone, so idempotent."""
+        with self._uow() as uow:
+            order = self._locked(uow, order_id)
+            if refunded_minor <= order.refunded_minor:
+                return order
+            order.refunded_minor = refunded_minor
+            uow.orders.save(order)
+            uow.commit()
+        order.history.clear()
+        return order
+
     def hold(self, order_id: str, actor: str, cause: str) -> Order:
         """Put a placed order on hold for a fraud review (idempotent; its checkout does it
         once the payment is authorized). No event: the fraud alert says it."""

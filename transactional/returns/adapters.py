@@ -85,6 +85,10 @@ class OrdersAdapter:
             order_id, refunded_minor, "system:returns", "every unit returned and refunded"
         )
 
+    def refunded(self, order_id: str, refunded_minor: int) -> None:
+        """Part of the order was refunded through returns: the order shows the amount."""
+        self._orders.record_refunded(order_id, refunded_minor)
+
 
 class CatalogCategories:
     """Category of each product (Categories) from the catalog."""

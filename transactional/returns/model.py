@@ -640,6 +640,10 @@ class OrdersView(Protocol):
     def returned(self, order_id: str, refunded_minor: int, line_ids: Sequence[str]) -> None:
         """Every unit came back and was refunded: the order becomes returned (idempotent)."""
 
+    def refunded(self, order_id: str, refunded_minor: int) -> None:
+        """Part of the order came back and was refunded: the order shows what its returns
+        refunded so far (never less than it showed)."""
+
 
 class Categories(Protocol):
     """The catalog's category of each product."""

@@ -368,6 +368,8 @@ class ReturnService:
             refunded_units.get(line.line_id, 0) >= line.quantity for line in order.lines
         ):
             self._orders.returned(order.order_id, refunded, [line.line_id for line in order.lines])
+        elif refunded:
+            self._orders.refunded(order.order_id, refunded)
 
     # -- helpers --------------------------------------------------------------------------
 

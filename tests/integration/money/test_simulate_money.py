@@ -37,6 +37,7 @@ from souk.simulation import (
     ShopperModel,
     SimulationConfig,
     SimulationReport,
+    audit_stock,
     run_simulation,
     with_money,
 )
@@ -92,6 +93,7 @@ class Run:
     report: SimulationReport
     settings: Settings
     services: Services
+    catalog: SeededCatalog
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def simulated(endpoints: Endpoints) -> Iterator[Run]:
                 admin_token=token,
                 upi_payer=services["upi_sandbox"],
             )
-        yield Run(report, settings, services)
+        yield Run(report, settings, services, catalog)
     finally:
         services.close()
         shutil.rmtree(home, ignore_errors=True)
@@ -221,6 +223,9 @@ def test_the_report_agrees_with_postgresql_and_the_ledger_check_passes(
         elif record.status == "paid":
             assert statuses[order_id] in ("paid", "delivered", "returned"), record
     assert found == [], [violation.detail for violation in found]
+    # Returned units are back on hand (or in the damaged bucket), not counted as sold twice.
+    audit = audit_stock(engine, simulated.catalog.initial_stock())
+    assert audit.ok and audit.drift == {}, audit
 
 
 def test_the_demo_money_section_reads_the_same_figures_and_writes_invoices(

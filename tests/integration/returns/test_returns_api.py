@@ -122,6 +122,7 @@ def test_a_partial_return_is_refunded_to_the_card_and_restocked(
     # The order stays delivered (the mug and a shirt are still the customer's).
     shown = client.get(f"/v1/orders/{order['order_id']}", headers=shopper["headers"]).json()
     assert shown["status"] == "delivered"
+    assert shown["refunded"]["amount_minor"] == amount  # and shows what was refunded
     # The customer sees it in their list; another customer does not see it at all.
     mine = client.get("/v1/returns", headers=shopper["headers"]).json()
     assert [r["return_id"] for r in mine["items"]] == [return_id] and mine["total"] == 1

@@ -109,6 +109,7 @@ class FakeOrders:
 
     order: SoldOrder
     closed: list[tuple[str, int]] = field(default_factory=list)
+    partly_refunded: int = 0
 
     def sold(self, order_id: str) -> SoldOrder:
         if order_id != self.order.order_id:
@@ -118,6 +119,9 @@ class FakeOrders:
     def returned(self, order_id: str, refunded_minor: int, line_ids: Sequence[str]) -> None:
         self.closed.append((order_id, refunded_minor))
         self.order = replace(self.order, status="returned")
+
+    def refunded(self, order_id: str, refunded_minor: int) -> None:
+        self.partly_refunded = max(self.partly_refunded, refunded_minor)
 
 
 class FakeCategories:

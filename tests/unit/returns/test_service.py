@@ -38,6 +38,7 @@ def test_request_approve_receive_refunds_restocks_and_announces_each_step() -> N
         "refund.issued",
     ]
     assert w.orders.closed == []  # lin_2 is still with the customer
+    assert w.orders.partly_refunded == 2499  # but the order shows what came back
 
 
 def test_returning_everything_closes_the_order_as_returned() -> None:
